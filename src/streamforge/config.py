@@ -1,0 +1,94 @@
+"""All configuration in one typed place.
+
+Every knob is a ``STREAMFORGE_*`` environment variable (or a line in ``.env``). Objects are built from
+one ``Settings`` instance in :func:`streamforge.app.create_app` and the CLI, never read from the
+environment elsewhere, so tests can build a service with any settings without resetting globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VERSION = "0.6.0"
+
+PLANNER_KEYWORDS: tuple[str, ...] = (
+    "ai",
+    "llm",
+    "plan",
+    "analyze",
+    "dashboard",
+    "intelligent",
+    "smart",
+    "insights",
+    "summary",
+)
+
+
+def default_data_dir() -> Path:
+    """Where the bundled sample database and the default state live, per user."""
+    return Path(user_data_dir("streamforge", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """The service's settings; field ``x`` is read from ``STREAMFORGE_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMFORGE_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(8001, ge=1, le=65535)
+    log_level: str = "info"
+
+    # Limits shared by every path that produces components
+    max_components: int = Field(5, ge=1, le=50)
+    max_rows: int = Field(20, ge=1, le=1000)
+    max_points: int = Field(50, ge=2, le=5000)
+    max_message_length: int = Field(1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    # Routing and the legacy pattern mode
+    routing: Literal["auto", "planner"] = "auto"
+    pattern_delay: float = Field(0.2, ge=0.0, le=10.0)
+
+    # Planner
+    provider: str = "offline"
+    providers: str | None = None  # comma-separated failover chain; wins over ``provider``
+    model_id: str = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+    max_tokens: int = Field(4096, ge=64, le=64_000)
+    cache_url: str = "memory://"
+    cache_ttl: float = Field(3600.0, ge=0.0)
+    cache_max_entries: int = Field(1024, ge=1)
+    provider_timeout: float = Field(30.0, gt=0.0)
+    provider_retries: int = Field(3, ge=0, le=10)
+    retry_backoff_base: float = Field(0.5, ge=0.0)
+    retry_backoff_max: float = Field(8.0, ge=0.0)
+
+    # AWS Bedrock
+    aws_region: str = "us-east-1"
+    bedrock_endpoint_url: str | None = None
+
+    # Data
+    database_url: str | None = None  # None: the bundled sample database
+    data_dir: Path = Field(default_factory=default_data_dir)
+    sql_row_limit: int = Field(1000, ge=1, le=1_000_000)
+    sql_timeout: float = Field(10.0, gt=0.0)
+
+    @field_validator("provider")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+    def provider_chain(self) -> list[str]:
+        """The providers to try in order: ``STREAMFORGE_PROVIDERS`` wins over ``STREAMFORGE_PROVIDER``."""
+        if self.providers:
+            names = [p.strip().lower() for p in self.providers.split(",") if p.strip()]
+            if names:
+                return names
+        return [self.provider]
