@@ -173,13 +173,15 @@ class ChartData(_Data):
     def _shape(self) -> Self:
         """Scatter series are ``[x, y]`` points; every other chart pairs values with ``x_axis``."""
         for s in self.series:
-            is_points = bool(s.values) and all(isinstance(v, list) for v in s.values)
+            if not s.values and (self.chart_type == "scatter" or not self.x_axis):
+                continue  # a progressive frame that has not received its points yet
+            is_points = all(isinstance(v, list) for v in s.values)
             if self.chart_type == "scatter":
                 if not is_points:
                     raise ValueError(f"scatter series {s.label!r} must be a list of [x, y] points")
             elif is_points or any(isinstance(v, list) for v in s.values):
                 raise ValueError(f"{self.chart_type} series {s.label!r} must be a list of numbers")
-            elif len(s.values) != len(self.x_axis):
+            if self.chart_type != "scatter" and len(s.values) != len(self.x_axis):
                 raise ValueError(
                     f"series {s.label!r} has {len(s.values)} values but x_axis has {len(self.x_axis)}"
                 )
@@ -265,9 +267,7 @@ def validate_component(
     try:
         return _ADAPTER.validate_python(_truncate(raw, limits))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         log.warning("dropped invalid %s component: %s", raw.get("type", "untyped"), problems)
         return None
 

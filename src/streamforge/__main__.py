@@ -1,0 +1,5 @@
+"""``python -m streamforge`` is the ``streamforge`` command."""
+
+from streamforge.cli import app
+
+app()

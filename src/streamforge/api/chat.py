@@ -1,0 +1,202 @@
+"""POST /chat: validate the request, pick the path, stream the frames in the negotiated format.
+
+The body is read and checked by hand (size, UTF-8, JSON, fields) rather than by FastAPI's automatic
+body parsing, because each failure must name its own problem in a 4xx JSON body and an oversized
+body must be refused before it is read whole. The OpenAPI schema still describes the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from streamforge import patterns, protocol
+from streamforge.api.errors import APIError
+from streamforge.components import Limits
+from streamforge.config import Settings
+from streamforge.planner.service import PlannerService
+from streamforge.router import route
+from streamforge.sessions import Session, SessionStore, Turn
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(min_length=1, description="What the person asked, in plain words.")
+    session_id: str | None = Field(None, description="Continue this conversation (from X-Session-Id).")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, "body_too_large", f"the request body is over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise APIError(413, "body_too_large", f"the request body is over {limit} bytes")
+    return bytes(body)
+
+
+def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
+    """Every way a body can be wrong gets its own message."""
+    if not body.strip():
+        raise APIError(400, "empty_body", 'the request body is empty; send {"message": "..."}')
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise APIError(400, "invalid_encoding", f"the request body is not UTF-8 ({exc.reason})") from exc
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise APIError(400, "invalid_json", f"the request body is not JSON: {exc.msg} at {exc.pos}") from exc
+    if not isinstance(payload, dict):
+        raise APIError(422, "invalid_request", 'the body must be a JSON object like {"message": "..."}')
+    if "message" not in payload:
+        raise APIError(422, "missing_message", 'the body has no "message" field')
+    message = payload["message"]
+    if not isinstance(message, str):
+        raise APIError(422, "invalid_message", f'"message" must be a string, not {type(message).__name__}')
+    if not message.strip():
+        raise APIError(422, "empty_message", '"message" is empty')
+    if len(message) > settings.max_message_length:
+        raise APIError(
+            422,
+            "message_too_long",
+            f'"message" has {len(message)} characters; the limit is {settings.max_message_length}',
+        )
+    session_id = payload.get("session_id")
+    if session_id is not None and not isinstance(session_id, str):
+        raise APIError(422, "invalid_session_id", '"session_id" must be a string')
+    try:
+        return ChatRequest(message=message.strip(), session_id=session_id)
+    except ValidationError as exc:  # pragma: no cover - the checks above cover the model
+        raise APIError(422, "invalid_request", str(exc)) from exc
+
+
+class ChatStream:
+    """Produces the frames of one answer and records them in the session as they go out."""
+
+    def __init__(
+        self,
+        *,
+        message: str,
+        session: Session,
+        store: SessionStore,
+        planner: PlannerService,
+        settings: Settings,
+    ) -> None:
+        self.message = message
+        self.session = session
+        self.store = store
+        self.planner = planner
+        self.settings = settings
+        self.route = route(message, settings, session.last_route)
+
+    async def frames(self) -> AsyncIterator[protocol.Frame]:
+        started = time.perf_counter()
+        provider, from_cache = "pattern", False
+        sent: dict[str, protocol.Frame] = {}
+        try:
+            if self.route == "pattern":
+                limits = Limits.from_settings(self.settings)
+                async for frame in patterns.stream(self.message, limits, self.settings.pattern_delay):
+                    sent[frame["id"]] = frame
+                    yield frame
+            else:
+                result = await self.planner.generate_layout(self.message)
+                provider, from_cache = result.provider, result.from_cache
+                for frame in result.components:
+                    sent[frame["id"]] = frame
+                    yield frame
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("stream failed for session %s", self.session.id)
+            yield protocol.error_frame(
+                "internal_error", "Something went wrong while answering; please try again."
+            )
+        finally:
+            await self._record(sent)
+        yield protocol.end_frame(
+            session_id=self.session.id,
+            provider=provider,
+            from_cache=from_cache,
+            processing_time_ms=(time.perf_counter() - started) * 1000,
+            route=self.route,
+        )
+
+    async def _record(self, sent: dict[str, protocol.Frame]) -> None:
+        self.session.turns.append(Turn(self.message, self.route, list(sent)))
+        self.session.components.update(sent)
+        try:
+            await self.store.save(self.session)
+        except Exception:
+            log.exception("saving session %s failed", self.session.id)
+
+
+def _respond(stream: ChatStream, fmt: protocol.Format, session_id: str) -> Response:
+    headers = {"X-Session-Id": session_id, "Cache-Control": "no-store"}
+    if fmt == "sse":
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            async for frame in stream.frames():
+                yield ServerSentEvent(data=protocol.dumps(frame), event=protocol.sse_event_name(frame))
+
+        return EventSourceResponse(events(), headers=headers, ping=15)
+
+    encode = protocol.encode_ndjson if fmt == "ndjson" else protocol.encode_text
+
+    async def body() -> AsyncIterator[str]:
+        async for frame in stream.frames():
+            yield encode(frame)
+
+    return StreamingResponse(body(), media_type=protocol.MEDIA_TYPES[fmt], headers=headers)
+
+
+_BODY_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ChatRequest.model_json_schema()}},
+    },
+    "responses": {
+        "200": {
+            "description": "A stream of frames: `$$$`-framed JSON (default), SSE, or NDJSON.",
+            "content": {t: {} for t in protocol.MEDIA_TYPES.values()},
+        },
+        "400": {"description": "The body is empty, not UTF-8 or not JSON."},
+        "404": {"description": "Unknown session."},
+        "413": {"description": "The body is too large."},
+        "422": {"description": "A field is missing or invalid."},
+    },
+}
+
+
+@router.post("/chat", openapi_extra=_BODY_SCHEMA, response_class=Response)
+async def chat(request: Request) -> Response:
+    state = request.app.state
+    settings: Settings = state.settings
+    chat_request = parse_chat_request(await _read_body(request, settings.max_body_bytes), settings)
+    store: SessionStore = state.sessions
+    owner: str | None = getattr(request.state, "owner", None)
+    if chat_request.session_id is None:
+        session = await store.create(owner)
+    else:
+        found = await store.get(chat_request.session_id, owner)
+        if found is None:
+            raise APIError(404, "unknown_session", "no such session; omit session_id to start a new one")
+        session = found
+    stream = ChatStream(
+        message=chat_request.message, session=session, store=store, planner=state.planner, settings=settings
+    )
+    return _respond(stream, protocol.negotiate(request.headers.get("accept")), session.id)

@@ -1,0 +1,44 @@
+"""create_app(settings) -> FastAPI: every object the service needs is built here, from one Settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from streamforge.api import chat, meta
+from streamforge.api.errors import install_error_handlers
+from streamforge.config import VERSION, Settings
+from streamforge.planner.factory import build_planner_service
+from streamforge.sessions import MemorySessionStore
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.planner = await build_planner_service(settings)
+        app.state.sessions = MemorySessionStore()
+        log.info("streamforge %s ready: planner chain %s", VERSION, app.state.planner.chain_name)
+        try:
+            yield
+        finally:
+            await app.state.planner.aclose()
+            await app.state.sessions.aclose()
+
+    app = FastAPI(title="StreamForge", version=VERSION, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(chat.router)
+    app.include_router(meta.router)
+    if (STATIC_DIR / "index.html").exists():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
+    return app

@@ -1,0 +1,150 @@
+"""The command line: serve, plan, ask, sample-db.
+
+Standard output carries only results (JSON lines for ``plan``); logs always go to standard error, so
+``streamforge plan --jsonl`` can be piped into a scorer. Flags win over the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from streamforge.config import VERSION, Settings
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="StreamForge: a sentence in, a dashboard out."
+)
+
+
+def _settings(
+    *, provider: str | None = None, database: str | None = None, model: str | None = None, **extra: Any
+) -> Settings:
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if provider:
+        overrides["provider"] = provider
+        overrides["providers"] = None  # --provider beats STREAMFORGE_PROVIDERS
+    if database:
+        overrides["database_url"] = database
+    if model:
+        overrides["model_id"] = model
+    return Settings(**overrides)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+ProviderOpt = Annotated[
+    str | None, typer.Option("--provider", help="Planner provider (offline, bedrock, ...).")
+]
+DatabaseOpt = Annotated[str | None, typer.Option("--database", help="SQLAlchemy URL or CSV/Parquet folder.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model id (or a GGUF path for local).")]
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8001).")] = None,
+    provider: ProviderOpt = None,
+    database: DatabaseOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Run the HTTP service."""
+    import uvicorn
+
+    from streamforge.app import create_app
+
+    settings = _settings(provider=provider, database=database, model=model, host=host, port=port)
+    _logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+async def _plan_lines(settings: Settings, messages: list[str]) -> None:
+    from streamforge.planner.factory import build_planner_service
+
+    service = await build_planner_service(settings)
+    try:
+        for message in messages:
+            result = await service.generate_layout(message)
+            sys.stdout.write(result.model_dump_json() + "\n")
+            sys.stdout.flush()
+    finally:
+        await service.aclose()
+
+
+@app.command()
+def plan(
+    message: Annotated[str | None, typer.Argument(help="The request; omit with --jsonl.")] = None,
+    provider: ProviderOpt = None,
+    database: DatabaseOpt = None,
+    model: ModelOpt = None,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Read one message per line on stdin.")] = False,
+) -> None:
+    """Print the planner's layout for a message as JSON (one line per message with --jsonl)."""
+    settings = _settings(provider=provider, database=database, model=model)
+    _logging("warning")
+    if jsonl:
+        messages = [line.strip() for line in sys.stdin if line.strip()]
+    elif message:
+        messages = [message]
+    else:
+        raise typer.BadParameter("give a message, or --jsonl and messages on standard input")
+    asyncio.run(_plan_lines(settings, messages))
+
+
+async def _ask(settings: Settings, message: str) -> list[dict[str, Any]]:
+    from streamforge.api.chat import ChatStream
+    from streamforge.planner.factory import build_planner_service
+    from streamforge.sessions import MemorySessionStore
+
+    service = await build_planner_service(settings)
+    store = MemorySessionStore()
+    try:
+        session = await store.create()
+        stream = ChatStream(message=message, session=session, store=store, planner=service, settings=settings)
+        return [frame async for frame in stream.frames()]
+    finally:
+        await service.aclose()
+
+
+@app.command()
+def ask(
+    message: Annotated[str, typer.Argument(help="What to show, in plain words.")],
+    provider: ProviderOpt = None,
+    database: DatabaseOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print raw frames, one JSON per line.")] = False,
+) -> None:
+    """Answer one request in this process and draw it in the terminal."""
+    from streamforge.terminal import print_frames
+
+    settings = _settings(provider=provider, database=database, pattern_delay=0.0)
+    _logging("warning")
+    frames = asyncio.run(_ask(settings, message))
+    if as_json:
+        for frame in frames:
+            sys.stdout.write(json.dumps(frame) + "\n")
+    else:
+        print_frames(frames)
+
+
+@app.command("sample-db")
+def sample_db(path: Annotated[Path, typer.Argument(help="Where to write the SQLite file.")]) -> None:
+    """Write the bundled sample database (deterministic) to PATH."""
+    from streamforge.data.sample import write_sample_db
+
+    written = write_sample_db(path)
+    typer.echo(str(written))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(VERSION)

@@ -1,0 +1,54 @@
+"""Build the planner service a :class:`Settings` describes: the chain, its data source, its cache."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from streamforge.components import Limits
+from streamforge.config import Settings
+from streamforge.planner.base import Planner
+from streamforge.planner.cache import build_cache
+from streamforge.planner.service import PlannerService
+
+if TYPE_CHECKING:
+    from streamforge.data.source import DataSource
+
+KNOWN_PROVIDERS = ("offline", "bedrock")
+
+
+class ConfigError(ValueError):
+    """The settings name something that does not exist; said at start-up, not at the first request."""
+
+
+def _planner(name: str, settings: Settings, limits: Limits, source: DataSource | None) -> Planner:
+    if name == "offline":
+        from streamforge.offline.planner import OfflinePlanner
+
+        assert source is not None
+        return OfflinePlanner(source, limits)
+    if name == "bedrock":
+        from streamforge.planner.llm import LLMPlanner
+        from streamforge.providers.bedrock import BedrockProvider
+
+        return LLMPlanner(BedrockProvider(settings), settings, limits)
+    raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(KNOWN_PROVIDERS)}")
+
+
+def _open_source(settings: Settings) -> DataSource:
+    from streamforge.data.source import DataSource
+
+    return DataSource.from_settings(settings)
+
+
+async def build_planner_service(settings: Settings) -> PlannerService:
+    """The chain named by the settings; the data source is opened off the event loop."""
+    chain = settings.provider_chain()
+    for name in chain:
+        if name not in KNOWN_PROVIDERS:
+            raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(KNOWN_PROVIDERS)}")
+    limits = Limits.from_settings(settings)
+    source = await asyncio.to_thread(_open_source, settings) if "offline" in chain else None
+    planners = [_planner(name, settings, limits, source) for name in chain]
+    cache = build_cache(settings.cache_url, ttl=settings.cache_ttl, max_entries=settings.cache_max_entries)
+    return PlannerService(planners, cache, limits, source_identity=source.identity if source else "")
