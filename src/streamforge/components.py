@@ -20,6 +20,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -35,8 +39,9 @@ ChartType = Literal["line", "bar", "area", "pie", "scatter"]
 Aggregate = Literal["sum", "count", "avg", "min", "max", "none"]
 Grain = Literal["day", "week", "month", "quarter", "year"]
 
-Cell = str | int | float | bool | None
-Number = int | float
+# Strict scalar types: a string never becomes a number, nor a boolean a 1, on its way to a chart.
+Number = StrictInt | StrictFloat
+Cell = StrictStr | StrictInt | StrictFloat | StrictBool | None
 
 _TEXT = 200  # titles, labels, units
 _LONG_TEXT = 2000  # descriptions
