@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from streamforge.api import chat, meta
 from streamforge.api.errors import install_error_handlers
 from streamforge.config import VERSION, Settings
 from streamforge.planner.factory import build_planner_service
-from streamforge.sessions import MemorySessionStore
+from streamforge.sessions import build_session_store
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -28,7 +29,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.planner = await build_planner_service(settings)
-        app.state.sessions = MemorySessionStore()
+        app.state.sessions = await asyncio.to_thread(
+            build_session_store, settings.state_url, settings.data_dir
+        )
         log.info("streamforge %s ready: planner chain %s", VERSION, app.state.planner.chain_name)
         try:
             yield
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(chat.router)
     app.include_router(meta.router)
+
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     async def plotly_bundle() -> FileResponse:
         """The chart library, from the installed plotly package: the page never loads another host."""

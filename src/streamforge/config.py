@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     bedrock_endpoint_url: str | None = None
 
+    # Conversations: unset means SQLite in data_dir; memory:// keeps them in the process only
+    state_url: str | None = None
+
     # Data
     database_url: str | None = None  # None: the bundled sample database
     data_dir: Path = Field(default_factory=default_data_dir)

@@ -8,11 +8,15 @@ be routed back to the planner and re-planned from what is on screen.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
+
+import sqlalchemy as sa
 
 Route = Literal["planner", "pattern"]
 _ID = re.compile(r"^[A-Za-z0-9_-]{32}$")
@@ -46,6 +50,19 @@ class Session:
     @property
     def last_route(self) -> Route | None:
         return self.turns[-1].route if self.turns else None
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Session:
+        return cls(
+            id=record["id"],
+            owner=record.get("owner"),
+            created_at=record["created_at"],
+            turns=[Turn(**t) for t in record.get("turns", [])],
+            components=record.get("components", {}),
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,3 +121,106 @@ class MemorySessionStore:
 
     async def aclose(self) -> None:
         self._sessions.clear()
+
+
+_METADATA = sa.MetaData()
+_SESSIONS = sa.Table(
+    "streamforge_sessions",
+    _METADATA,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+
+def _engine_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here; everything else is passed to SQLAlchemy as is."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class SqlSessionStore:
+    """Sessions in a SQL database (SQLite by default, PostgreSQL for several workers).
+
+    A session is one row holding its JSON, written whole after each turn: a conversation is small and
+    read whole, so a normalised schema would cost joins for nothing. The synchronous SQLAlchemy engine
+    runs in a worker thread, keeping the event loop free without a second (async) driver stack.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = sa.create_engine(_engine_url(url), pool_pre_ping=True)
+        if self._engine.dialect.name == "sqlite":
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        _METADATA.create_all(self._engine)
+
+    @classmethod
+    def for_sqlite_file(cls, path: Path) -> SqlSessionStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{path}")
+
+    def _load(self, session_id: str) -> Session | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(_SESSIONS.c.body).where(_SESSIONS.c.id == session_id)).first()
+        return Session.from_record(json.loads(row[0])) if row else None
+
+    def _save(self, session: Session) -> None:
+        values = {
+            "owner": session.owner,
+            "created_at": session.created_at,
+            "updated_at": time.time(),
+            "body": json.dumps(session.to_record(), separators=(",", ":")),
+        }
+        with self._engine.begin() as conn:
+            updated = conn.execute(sa.update(_SESSIONS).where(_SESSIONS.c.id == session.id).values(**values))
+            if updated.rowcount == 0:
+                conn.execute(sa.insert(_SESSIONS).values(id=session.id, **values))
+
+    def _delete(self, session_id: str, owner: str | None) -> bool:
+        clause = _SESSIONS.c.owner.is_(None) if owner is None else _SESSIONS.c.owner == owner
+        with self._engine.begin() as conn:
+            result = conn.execute(sa.delete(_SESSIONS).where(_SESSIONS.c.id == session_id, clause))
+        return result.rowcount > 0
+
+    async def create(self, owner: str | None = None) -> Session:
+        session = Session(id=new_session_id(), owner=owner)
+        await asyncio.to_thread(self._save, session)
+        return session
+
+    async def get(self, session_id: str, owner: str | None = None) -> Session | None:
+        if not is_session_id(session_id):
+            return None
+        session = await asyncio.to_thread(self._load, session_id)
+        if session is None or session.owner != owner:
+            return None
+        return session
+
+    async def save(self, session: Session) -> None:
+        await asyncio.to_thread(self._save, session)
+
+    async def delete(self, session_id: str, owner: str | None = None) -> bool:
+        if not is_session_id(session_id):
+            return False
+        return await asyncio.to_thread(self._delete, session_id, owner)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._engine.dispose)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers and the one writer of several threads (or workers) proceed without blocking.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def build_session_store(url: str | None, data_dir: Path) -> SessionStore:
+    """``memory://``, any SQLAlchemy URL, or (unset) SQLite in the data directory."""
+    if url is None:
+        return SqlSessionStore.for_sqlite_file(data_dir / "state.db")
+    if url.startswith("memory://"):
+        return MemorySessionStore()
+    return SqlSessionStore(url)
