@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # Conversations: unset means SQLite in data_dir; memory:// keeps them in the process only
     state_url: str | None = None
 
+    # Anthropic API and OpenAI-compatible servers (keys come from ANTHROPIC_API_KEY / OPENAI_API_KEY)
+    anthropic_base_url: str | None = None
+    openai_base_url: str | None = None
+    openai_structured: bool = False
+
     # Data
     database_url: str | None = None  # None: the bundled sample database
     data_dir: Path = Field(default_factory=default_data_dir)
