@@ -40,6 +40,7 @@ _FENCE = "```"
 _FENCED = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 # The last key before an array opens inside a root object: is this the ``"components"`` array?
 _COMPONENTS_KEY = re.compile(r'"components"\s*:\s*$')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Far beyond any answer max_tokens allows; bounds the work json-repair can be asked to do.
 _MAX_TEXT = 1_000_000
 
@@ -82,14 +83,33 @@ def _load(payload: str) -> Any:
     if not stripped:
         return None
     try:
-        return json.loads(stripped)
+        return _mend_surrogates(json.loads(stripped))
     except ValueError:
         pass
+    # Start at the first bracket: json-repair reads "#" and "//" in leading prose as comments that
+    # run to the end of the line, which would swallow JSON on the same line.
+    starts = [i for i in (stripped.find("["), stripped.find("{")) if i >= 0]
+    if not starts:
+        return None
     try:
-        return json_repair.loads(stripped)
+        return _mend_surrogates(json_repair.loads(stripped[min(starts) :]))
     except Exception:  # json-repair is best effort; a failure here is just an unusable answer
         log.debug("json-repair could not mend an LLM answer", exc_info=True)
         return None
+
+
+def _mend_surrogates(value: Any) -> Any:
+    """Join escaped surrogate pairs (json-repair leaves ``"\\ud83d\\ude00"`` as two halves) and
+    replace lone surrogates, which could not be encoded as UTF-8 on the way to the client."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, list):
+        return [_mend_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_mend_surrogates(k): _mend_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _components_of(value: Any, depth: int = 0) -> list[dict[str, Any]]:
