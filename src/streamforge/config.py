@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     cache_ttl: float = Field(3600.0, ge=0.0)
     cache_max_entries: int = Field(1024, ge=1)
     provider_timeout: float = Field(30.0, gt=0.0)
+    stream_total_timeout: float = Field(120.0, gt=0.0)  # bounds an answer that never ends
+    llm_stream: bool = True  # stream LLM answers token by token when the provider can
+    breaker_threshold: int = Field(3, ge=1)
+    breaker_cooldown: float = Field(30.0, ge=0.0)
     provider_retries: int = Field(3, ge=0, le=10)
     retry_backoff_base: float = Field(0.5, ge=0.0)
     retry_backoff_max: float = Field(8.0, ge=0.0)

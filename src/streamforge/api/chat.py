@@ -23,7 +23,7 @@ from streamforge import patterns, protocol
 from streamforge.api.errors import APIError
 from streamforge.components import Limits
 from streamforge.config import Settings
-from streamforge.planner.service import PlannerService
+from streamforge.planner.service import LayoutResult, PlannerService
 from streamforge.router import route
 from streamforge.sessions import Session, SessionStore, Turn
 
@@ -114,11 +114,12 @@ class ChatStream:
                     sent[frame["id"]] = frame
                     yield frame
             else:
-                result = await self.planner.generate_layout(self.message)
-                provider, from_cache = result.provider, result.from_cache
-                for frame in result.components:
-                    sent[frame["id"]] = frame
-                    yield frame
+                async for event in self.planner.stream_layout(self.message):
+                    if isinstance(event, LayoutResult):
+                        provider, from_cache = event.provider, event.from_cache
+                    else:
+                        sent[event["id"]] = event
+                        yield event
         except asyncio.CancelledError:
             raise
         except Exception:

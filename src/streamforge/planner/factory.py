@@ -51,4 +51,11 @@ async def build_planner_service(settings: Settings) -> PlannerService:
     source = await asyncio.to_thread(_open_source, settings) if "offline" in chain else None
     planners = [_planner(name, settings, limits, source) for name in chain]
     cache = build_cache(settings.cache_url, ttl=settings.cache_ttl, max_entries=settings.cache_max_entries)
-    return PlannerService(planners, cache, limits, source_identity=source.identity if source else "")
+    return PlannerService(
+        planners,
+        cache,
+        limits,
+        source_identity=source.identity if source else "",
+        breaker_threshold=settings.breaker_threshold,
+        breaker_cooldown=settings.breaker_cooldown,
+    )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -22,7 +24,7 @@ from tenacity import (
 from streamforge.components import Limits
 from streamforge.config import Settings
 from streamforge.planner.base import RawComponent
-from streamforge.planner.parse import parse_components
+from streamforge.planner.parse import StreamingComponentParser, parse_components
 from streamforge.planner.prompt import build_system_prompt, build_user_message
 from streamforge.providers.base import (
     ChatMessage,
@@ -33,6 +35,7 @@ from streamforge.providers.base import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class UnusableAnswer(PermanentProviderError):
@@ -68,8 +71,8 @@ class LLMPlanner:
                 f"no answer within {self._settings.provider_timeout:g} s", provider=self.name
             ) from exc
 
-    async def complete(self, request: CompletionRequest) -> str:
-        """Call the provider, retrying transient failures (3 retries by default)."""
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call`` with the retry policy: transient errors only, backoff with jitter."""
         settings = self._settings
         retrying = AsyncRetrying(
             stop=stop_after_attempt(settings.provider_retries + 1),
@@ -87,8 +90,12 @@ class LLMPlanner:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(request)
+                return await call()
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def complete(self, request: CompletionRequest) -> str:
+        """Call the provider, retrying transient failures (3 retries by default)."""
+        return await self._retrying(lambda: self._attempt(request))
 
     async def plan(self, message: str, context: dict[str, Any] | None = None) -> list[RawComponent]:
         text = await self.complete(self.request_for(message, context))
@@ -98,6 +105,70 @@ class LLMPlanner:
                 f"the answer had no readable components ({len(text)} characters)", provider=self.name
             )
         return components
+
+    async def plan_stream(
+        self, message: str, context: dict[str, Any] | None = None
+    ) -> AsyncIterator[RawComponent]:
+        """Yield each component as soon as the growing answer holds it whole.
+
+        Only opening the stream (up to its first piece of text) is retried: once text has arrived,
+        a break is raised to the service, which keeps what was sent and asks the next planner for
+        the rest. Each wait for a piece is bounded by ``provider_timeout``, the whole answer by
+        ``stream_total_timeout``, so an answer that never ends still ends.
+        """
+        if not self._settings.llm_stream:
+            for component in await self.plan(message, context):
+                yield component
+            return
+        request = self.request_for(message, context)
+        pieces, first = await self._retrying(lambda: self._open_stream(request))
+        deadline = time.monotonic() + self._settings.stream_total_timeout
+        parser = StreamingComponentParser()
+        found = 0
+        try:
+            chunk: str | None = first
+            while chunk is not None:
+                for component in parser.feed(chunk):
+                    found += 1
+                    yield component
+                if time.monotonic() > deadline:
+                    raise TransientProviderError(
+                        f"the answer did not end within {self._settings.stream_total_timeout:g} s",
+                        provider=self.name,
+                    )
+                chunk = await self._next_piece(pieces)
+            for component in parser.close():
+                found += 1
+                yield component
+        finally:
+            closer = getattr(pieces, "aclose", None)
+            if closer is not None:
+                await closer()
+        if not found:  # not an array we could follow as it grew: read the whole text instead
+            components = parse_components(parser.text)
+            if not components:
+                raise UnusableAnswer(
+                    f"the answer had no readable components ({len(parser.text)} characters)",
+                    provider=self.name,
+                )
+            for component in components:
+                yield component
+
+    async def _open_stream(self, request: CompletionRequest) -> tuple[AsyncIterator[str], str]:
+        pieces = aiter(self.provider.stream(request))
+        first = await self._next_piece(pieces)
+        return pieces, first or ""
+
+    async def _next_piece(self, pieces: AsyncIterator[str]) -> str | None:
+        try:
+            async with asyncio.timeout(self._settings.provider_timeout):
+                return await anext(pieces)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError as exc:
+            raise TransientProviderError(
+                f"no text for {self._settings.provider_timeout:g} s", provider=self.name
+            ) from exc
 
     async def aclose(self) -> None:
         await self.provider.aclose()

@@ -1,8 +1,11 @@
-"""PlannerService.generate_layout(): the orchestration, nothing else.
+"""PlannerService: the orchestration of a plan, nothing else.
 
-cache -> single-flight -> each planner of the chain in turn -> the one validator -> fallback.
-It never raises: a request always gets components, and a failure is logged and explained in words
-in a fallback card. Concurrent identical requests that miss the cache share one planner call.
+cache -> single-flight -> each planner of the failover chain in turn (skipping those whose circuit
+breaker is open) -> the one validator -> fallback. ``stream_layout`` yields each component as soon
+as it is valid, so a streaming LLM's first component reaches the client before its last is written;
+``generate_layout`` is the same, collected. Neither raises: a request always gets components, and a
+failure is logged and explained in words in a fallback card. Concurrent identical requests that miss
+the cache share one planner call.
 """
 
 from __future__ import annotations
@@ -10,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from streamforge import patterns
-from streamforge.components import Limits, new_id, now_iso, validate_components
+from streamforge.components import Limits, new_id, now_iso, validate_component, validate_components
 from streamforge.planner.base import Planner, RawComponent
+from streamforge.planner.breaker import CircuitBreaker
 from streamforge.planner.cache import CachedPlan, PlanCache, cache_key
 from streamforge.providers.base import ProviderError
 
@@ -36,14 +40,18 @@ class LayoutResult(BaseModel):
     errors: list[str] = Field(default_factory=list)
 
 
-def _plain_reason(exc: BaseException) -> str:
+LayoutEvent = dict[str, Any] | LayoutResult
+"""What ``stream_layout`` yields: component frames, then one ``LayoutResult`` (its summary) last."""
+
+
+def _plain_reason(planner: str, exc: BaseException) -> str:
     """A failure in words a person understands (the log keeps the details)."""
     if isinstance(exc, ProviderError):
         kind = "is busy or unreachable" if exc.transient else "refused the request"
-        return f"the {exc.provider or 'language model'} service {kind} ({exc})"
+        return f"the {planner} service {kind} ({exc})"
     if isinstance(exc, TimeoutError):
-        return "the planner took too long to answer"
-    return f"the planner failed ({type(exc).__name__}: {exc})"
+        return f"the {planner} planner took too long to answer"
+    return f"the {planner} planner failed ({type(exc).__name__}: {exc})"
 
 
 def fallback_components(message: str, reasons: Sequence[str]) -> list[RawComponent]:
@@ -54,19 +62,19 @@ def fallback_components(message: str, reasons: Sequence[str]) -> list[RawCompone
         "data": {
             "title": "The planner is unavailable",
             "value": "Showing what we can",
-            "description": f"We could not plan this dashboard: {why}. "
+            "description": f"We could not plan this dashboard: {why[:1500]}. "
             "Below is what the simple pattern mode can still show.",
             "source": None,
         },
     }
-    pattern = [dict(a.__dict__) for a in patterns.detect(message)]
+    asks = patterns.detect(message)
     follow = patterns.help_component()
-    if pattern:
+    if asks:
         follow = {
             "type": "SimpleComponent",
             "data": {
                 "title": "Try the pattern mode",
-                "value": ", ".join(p["kind"] for p in pattern),
+                "value": ", ".join(a.kind for a in asks),
                 "description": 'Ask again without planner keywords (for example "show me sales table") '
                 "to get sample components from the pattern mode.",
                 "source": None,
@@ -76,16 +84,32 @@ def fallback_components(message: str, reasons: Sequence[str]) -> list[RawCompone
 
 
 def _refresh_ids(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A cached plan served again gets new ids and timestamps: two dashboards never share an id."""
-    fresh = []
-    for component in components:
-        data = {**component.get("data", {}), "timestamp": now_iso()}
-        fresh.append({**component, "id": new_id(), "data": data})
-    return fresh
+    """A plan served again gets new ids and timestamps: two dashboards never share an id."""
+    return [{**c, "id": new_id(), "data": {**c.get("data", {}), "timestamp": now_iso()}} for c in components]
+
+
+async def _components_of(
+    planner: Planner, message: str, context: dict[str, Any] | None
+) -> AsyncIterator[RawComponent]:
+    """A planner's components one at a time: streamed when it can stream, else all at once."""
+    streaming = getattr(planner, "plan_stream", None)
+    if streaming is not None:
+        async for raw in streaming(message, context):
+            yield raw
+        return
+    for raw in await planner.plan(message, context):
+        yield raw
+
+
+class _Planned:
+    """The end of ``_plan``: the plan record, as it goes to the cache."""
+
+    def __init__(self, plan: CachedPlan) -> None:
+        self.plan = plan
 
 
 class PlannerService:
-    """Turns a message into a :class:`LayoutResult` with the planners of a failover chain."""
+    """Turns a message into components with the planners of a failover chain."""
 
     def __init__(
         self,
@@ -94,6 +118,8 @@ class PlannerService:
         limits: Limits,
         *,
         source_identity: str = "",
+        breaker_threshold: int = 3,
+        breaker_cooldown: float = 30.0,
     ) -> None:
         if not planners:
             raise ValueError("the planner chain is empty")
@@ -101,6 +127,9 @@ class PlannerService:
         self.cache = cache
         self.limits = limits
         self.source_identity = source_identity
+        self.breakers = [
+            CircuitBreaker(threshold=breaker_threshold, cooldown=breaker_cooldown) for _ in self.planners
+        ]
         self._inflight: dict[str, asyncio.Future[CachedPlan]] = {}
 
     @property
@@ -117,6 +146,15 @@ class PlannerService:
         )
 
     async def generate_layout(self, message: str, context: dict[str, Any] | None = None) -> LayoutResult:
+        """The whole plan at once (the CLI and scorers use this; ``/chat`` streams)."""
+        async for event in self.stream_layout(message, context):
+            if isinstance(event, LayoutResult):
+                return event
+        raise AssertionError("stream_layout always ends with a LayoutResult")
+
+    async def stream_layout(
+        self, message: str, context: dict[str, Any] | None = None
+    ) -> AsyncIterator[LayoutEvent]:
         started = time.perf_counter()
         key = self._key(message, context)
         try:
@@ -124,39 +162,50 @@ class PlannerService:
         except Exception:  # a broken cache must not break planning
             log.exception("plan cache read failed; planning without it")
             cached = None
+        if cached is None and (waiting := self._inflight.get(key)) is not None:
+            try:
+                cached = await asyncio.shield(waiting)
+            except asyncio.CancelledError:
+                if not waiting.cancelled():
+                    raise  # we were cancelled, not the leader
+                cached = None  # the leader's client went away: plan ourselves
+            else:
+                for frame in _refresh_ids(cached["components"]):
+                    yield frame
+                yield self._result(cached, started, from_cache=False)
+                return
         if cached is not None:
-            return self._result(cached, started, from_cache=True)
-
-        if (waiting := self._inflight.get(key)) is not None:
-            plan = await asyncio.shield(waiting)
-            return self._result(plan, started, from_cache=False, refresh=True)
+            for frame in _refresh_ids(cached["components"]):
+                yield frame
+            yield self._result(cached, started, from_cache=True)
+            return
 
         future: asyncio.Future[CachedPlan] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
+        plan: CachedPlan | None = None
         try:
-            plan = await self._plan(message, context)
-            future.set_result(plan)
-        except BaseException as exc:  # cancellation included: waiters must not hang
-            future.set_exception(exc)
-            future.exception()  # mark retrieved; waiters get it through shield
-            raise
+            async for event in self._plan(message, context):
+                if isinstance(event, _Planned):
+                    plan = event.plan
+                else:
+                    yield event
         finally:
             self._inflight.pop(key, None)
+            if plan is not None:
+                future.set_result(plan)
+            else:
+                future.cancel()  # waiters plan for themselves
+        assert plan is not None
         if not plan.get("fallback"):
             try:
                 await self.cache.set(key, plan)
             except Exception:
                 log.exception("plan cache write failed")
-        return self._result(plan, started, from_cache=False)
+        yield self._result(plan, started, from_cache=False)
 
-    def _result(
-        self, plan: CachedPlan, started: float, *, from_cache: bool, refresh: bool | None = None
-    ) -> LayoutResult:
-        components = plan["components"]
-        if from_cache or refresh:
-            components = _refresh_ids(components)
+    def _result(self, plan: CachedPlan, started: float, *, from_cache: bool) -> LayoutResult:
         return LayoutResult(
-            components=components,
+            components=plan["components"],
             from_cache=from_cache,
             processing_time_ms=(time.perf_counter() - started) * 1000,
             model_id=plan["model_id"],
@@ -165,39 +214,82 @@ class PlannerService:
             errors=plan.get("errors", []),
         )
 
-    async def _plan(self, message: str, context: dict[str, Any] | None) -> CachedPlan:
-        """Try each planner in order; the first with at least one valid component answers."""
+    async def _plan(
+        self, message: str, context: dict[str, Any] | None
+    ) -> AsyncIterator[dict[str, Any] | _Planned]:
+        """Yield valid frames from the chain, then the plan record.
+
+        A planner that fails after sending some components keeps them; the next planner of the chain
+        supplies the rest, up to the component limit.
+        """
         errors: list[str] = []
-        for planner in self.planners:
+        sent: list[dict[str, Any]] = []
+        answered: list[Planner] = []
+        for planner, breaker in zip(self.planners, self.breakers, strict=True):
+            if len(sent) >= self.limits.max_components:
+                break
+            if not breaker.allow():
+                errors.append(f"the {planner.name} planner is paused after repeated failures")
+                continue
+            before = len(sent)
             try:
-                raw = await planner.plan(message, context)
+                async for raw in _components_of(planner, message, context):
+                    component = validate_component(raw, self.limits)
+                    if component is None:
+                        continue
+                    frame = component.model_dump(mode="json")
+                    sent.append(frame)
+                    yield frame
+                    if len(sent) >= self.limits.max_components:
+                        break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                breaker.record_failure()
                 log.warning(
-                    "planner %s failed: %s", planner.name, exc, exc_info=not isinstance(exc, ProviderError)
+                    "planner %s failed after %d components: %s",
+                    planner.name,
+                    len(sent) - before,
+                    exc,
+                    exc_info=not isinstance(exc, ProviderError),
                 )
-                errors.append(_plain_reason(exc))
+                errors.append(_plain_reason(planner.name, exc))
+                if len(sent) > before:
+                    answered.append(planner)
                 continue
-            valid = validate_components(raw, self.limits)
-            if valid:
-                return {
-                    "components": [c.model_dump(mode="json") for c in valid],
-                    "model_id": planner.model_id,
-                    "provider": planner.name,
+            if len(sent) > before:
+                breaker.record_success()
+                answered.append(planner)
+                break
+            breaker.record_failure()
+            log.warning("planner %s answered with no valid component", planner.name)
+            errors.append(f"the {planner.name} planner gave no usable components")
+        if sent:
+            yield _Planned(
+                {
+                    "components": sent,
+                    "model_id": ",".join(p.model_id for p in answered),
+                    "provider": "+".join(p.name for p in answered),
                     "errors": errors,
                 }
-            log.warning("planner %s answered with no valid component (%d raw)", planner.name, len(raw))
-            errors.append(f"the {planner.name} planner gave no usable components")
+            )
+            return
         log.error("every planner failed for %r: %s", message[:80], "; ".join(errors))
-        fallback = validate_components(fallback_components(message, errors), self.limits)
-        return {
-            "components": [c.model_dump(mode="json") for c in fallback],
-            "model_id": "fallback",
-            "provider": "fallback",
-            "fallback": True,
-            "errors": errors,
-        }
+        fallback = [
+            c.model_dump(mode="json")
+            for c in validate_components(fallback_components(message, errors), self.limits)
+        ]
+        for frame in fallback:
+            yield frame
+        yield _Planned(
+            {
+                "components": fallback,
+                "model_id": "fallback",
+                "provider": "fallback",
+                "fallback": True,
+                "errors": errors,
+            }
+        )
 
     async def clear_cache(self) -> None:
         await self.cache.clear()
