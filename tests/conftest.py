@@ -17,6 +17,8 @@ from streamforge.app import create_app
 from streamforge.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+# Fixtures of the fake remote services (each a real server on 127.0.0.1).
+pytest_plugins = ["tests.fakes.bedrock"]
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,9 @@ import pytest
 from streamforge import protocol
 
 
-async def chat(client: httpx.AsyncClient, message: str, accept: str | None = None, **extra: object) -> httpx.Response:
+async def chat(
+    client: httpx.AsyncClient, message: str, accept: str | None = None, **extra: object
+) -> httpx.Response:
     headers = {"Accept": accept} if accept else {}
     return await client.post("/chat", json={"message": message, **extra}, headers=headers)
 
@@ -23,8 +25,11 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(
     "accept, fmt, media",
-    [(None, "text", "text/plain"), ("text/event-stream", "sse", "text/event-stream"),
-     ("application/x-ndjson", "ndjson", "application/x-ndjson")],
+    [
+        (None, "text", "text/plain"),
+        ("text/event-stream", "sse", "text/event-stream"),
+        ("application/x-ndjson", "ndjson", "application/x-ndjson"),
+    ],
 )
 async def test_three_formats_carry_the_same_frames(
     client: httpx.AsyncClient, accept: str | None, fmt: protocol.Format, media: str
@@ -47,7 +52,9 @@ async def test_sse_events_are_named(client: httpx.AsyncClient) -> None:
     assert events == ["component", "end"]
 
 
-@pytest.mark.parametrize("message", ["dashboard overview", "revenue by region", "show me ai dashboard with sales"])
+@pytest.mark.parametrize(
+    "message", ["dashboard overview", "revenue by region", "show me ai dashboard with sales"]
+)
 async def test_planner_route(client: httpx.AsyncClient, message: str) -> None:
     frames = protocol.decode_text((await chat(client, message)).text)
     end = frames[-1]
@@ -90,7 +97,9 @@ BAD_BODIES: list[tuple[bytes, int, str]] = [
 
 
 @pytest.mark.parametrize("body, status, code", BAD_BODIES)
-async def test_bad_input_gets_a_clear_4xx(client: httpx.AsyncClient, body: bytes, status: int, code: str) -> None:
+async def test_bad_input_gets_a_clear_4xx(
+    client: httpx.AsyncClient, body: bytes, status: int, code: str
+) -> None:
     response = await client.post("/chat", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == status
     error = response.json()["error"]

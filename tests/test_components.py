@@ -15,8 +15,12 @@ from streamforge.protocol import decode_text, encode_text
 
 
 def chart(chart_type: str = "bar", **data: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"title": "T", "chart_type": chart_type, "x_axis": ["a", "b"],
-                            "series": [{"label": "s", "values": [1, 2]}]}
+    base: dict[str, Any] = {
+        "title": "T",
+        "chart_type": chart_type,
+        "x_axis": ["a", "b"],
+        "series": [{"label": "s", "values": [1, 2]}],
+    }
     return {"type": "ChartComponent", "data": {**base, **data}}
 
 
@@ -48,7 +52,10 @@ def test_existing_uuid7_is_kept_and_other_ids_rejected() -> None:
         (chart(series=[{"label": "s", "values": [1]}]), "series shorter than x_axis"),
         (chart(series=[]), "no series"),
         (chart(series=[{"label": "s", "values": ["1", "2"]}]), "string values"),
-        (chart("pie", series=[{"label": "a", "values": [1, 2]}, {"label": "b", "values": [1, 2]}]), "two pies"),
+        (
+            chart("pie", series=[{"label": "a", "values": [1, 2]}, {"label": "b", "values": [1, 2]}]),
+            "two pies",
+        ),
         (chart("pie", series=[{"label": "a", "values": [1, -2]}]), "negative pie"),
         (chart("scatter", series=[{"label": "s", "values": [1, 2]}]), "scatter without points"),
         (chart("line", series=[{"label": "s", "values": [[1, 2], [3, 4]]}]), "points on a line chart"),
@@ -81,14 +88,15 @@ def test_default_limits_come_from_settings() -> None:
 
 def test_source_marks_data_as_real() -> None:
     source = {"sql": "SELECT 1", "table": "orders", "x": None, "y": "revenue", "aggregate": "sum"}
-    card = validate_component({"type": "SimpleComponent", "data": {"title": "x", "value": 1, "source": source,
-                                                                    "sample": True}})
+    card = validate_component(
+        {"type": "SimpleComponent", "data": {"title": "x", "value": 1, "source": source, "sample": True}}
+    )
     assert card is not None and card.data.sample is False and card.data.source is not None
 
 
 # --- properties -----------------------------------------------------------------------------------
 text = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s and s)
-numbers = st.one_of(st.integers(-10**9, 10**9), st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
+numbers = st.one_of(st.integers(-(10**9), 10**9), st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
 cells = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=20))
 
 
@@ -96,26 +104,42 @@ cells = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=20))
 def raw_components(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from(["SimpleComponent", "TableA", "ChartComponent"]))
     if kind == "SimpleComponent":
-        data: dict[str, Any] = {"title": draw(text), "value": draw(st.one_of(numbers, text)),
-                                "unit": draw(st.none() | text), "delta": draw(st.none() | text)}
+        data: dict[str, Any] = {
+            "title": draw(text),
+            "value": draw(st.one_of(numbers, text)),
+            "unit": draw(st.none() | text),
+            "delta": draw(st.none() | text),
+        }
     elif kind == "TableA":
         width = draw(st.integers(1, 5))
-        data = {"columns": draw(st.lists(text, min_size=width, max_size=width)),
-                "rows": draw(st.lists(st.lists(cells, min_size=width, max_size=width), max_size=30))}
+        data = {
+            "columns": draw(st.lists(text, min_size=width, max_size=width)),
+            "rows": draw(st.lists(st.lists(cells, min_size=width, max_size=width), max_size=30)),
+        }
     else:
         chart_type = draw(st.sampled_from(["line", "bar", "area", "pie", "scatter"]))
         n = draw(st.integers(0, 60))
         if chart_type == "scatter":
-            series = [{"label": draw(text), "values": draw(st.lists(st.tuples(numbers, numbers).map(list),
-                                                                      max_size=60))}]
+            series = [
+                {
+                    "label": draw(text),
+                    "values": draw(st.lists(st.tuples(numbers, numbers).map(list), max_size=60)),
+                }
+            ]
             data = {"title": draw(text), "chart_type": chart_type, "series": series}
         else:
             positive = st.integers(0, 10**6) if chart_type == "pie" else numbers
             count = 1 if chart_type == "pie" else draw(st.integers(1, 3))
-            series = [{"label": draw(text), "values": draw(st.lists(positive, min_size=n, max_size=n))}
-                      for _ in range(count)]
-            data = {"title": draw(text), "chart_type": chart_type,
-                    "x_axis": draw(st.lists(text, min_size=n, max_size=n)), "series": series}
+            series = [
+                {"label": draw(text), "values": draw(st.lists(positive, min_size=n, max_size=n))}
+                for _ in range(count)
+            ]
+            data = {
+                "title": draw(text),
+                "chart_type": chart_type,
+                "x_axis": draw(st.lists(text, min_size=n, max_size=n)),
+                "series": series,
+            }
     return {"type": kind, "data": data}
 
 
@@ -135,9 +159,13 @@ def test_accepted_components_survive_encode_decode_unchanged(raw: dict[str, Any]
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | numbers | st.text(max_size=10),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                max_size=4), max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | numbers | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=20,
+    )
+)
 def test_validator_never_raises_on_arbitrary_json(value: Any) -> None:
     for candidate in (value, {"type": "ChartComponent", "data": value}, {"type": "TableA", "data": value}):
         result = validate_component(candidate)

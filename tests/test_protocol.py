@@ -59,8 +59,10 @@ json_values = st.recursive(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.dictionaries(st.text(max_size=6), json_values, max_size=4), max_size=5),
-       st.lists(st.integers(0, 10_000), max_size=6))
+@given(
+    st.lists(st.dictionaries(st.text(max_size=6), json_values, max_size=4), max_size=5),
+    st.lists(st.integers(0, 10_000), max_size=6),
+)
 def test_any_frames_survive_any_chunking(frames: list[dict[str, object]], cuts: list[int]) -> None:
     body = "".join(protocol.encode_text(f) for f in frames)
     decoder = protocol.TextFrameDecoder()

@@ -13,7 +13,9 @@ def test_serve_streams_a_progressive_table_over_a_socket(live_server: str) -> No
     arrivals: list[tuple[float, dict[str, object]]] = []
     decoder = protocol.TextFrameDecoder()
     started = time.perf_counter()
-    with httpx.stream("POST", f"{live_server}/chat", json={"message": "show me sales table"}, timeout=30) as r:
+    with httpx.stream(
+        "POST", f"{live_server}/chat", json={"message": "show me sales table"}, timeout=30
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/plain")
         for chunk in r.iter_text():
