@@ -1,0 +1,1 @@
+"""Runnable fakes of remote services: real servers on loopback that speak the vendor's wire format."""
