@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     provider_timeout: float = Field(30.0, gt=0.0)
     stream_total_timeout: float = Field(120.0, gt=0.0)  # bounds an answer that never ends
     llm_stream: bool = True  # stream LLM answers token by token when the provider can
+    offline_last_resort: bool = True  # the offline planner ends every chain, before fallback cards
+    llm_data: bool = True  # LLM planners get the schema and answer with SQL we run
     breaker_threshold: int = Field(3, ge=1)
     breaker_cooldown: float = Field(30.0, ge=0.0)
     provider_retries: int = Field(3, ge=0, le=10)

@@ -31,7 +31,7 @@ def _planner(name: str, settings: Settings, limits: Limits, source: DataSource |
         from streamforge.planner.llm import LLMPlanner
         from streamforge.providers.bedrock import BedrockProvider
 
-        return LLMPlanner(BedrockProvider(settings), settings, limits)
+        return LLMPlanner(BedrockProvider(settings), settings, limits, source if settings.llm_data else None)
     raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(KNOWN_PROVIDERS)}")
 
 
@@ -41,14 +41,23 @@ def _open_source(settings: Settings) -> DataSource:
     return DataSource.from_settings(settings)
 
 
-async def build_planner_service(settings: Settings) -> PlannerService:
-    """The chain named by the settings; the data source is opened off the event loop."""
-    chain = settings.provider_chain()
+def chain_of(settings: Settings) -> list[str]:
+    """The provider names to try, in order; the offline planner is the last resort unless disabled."""
+    chain = list(dict.fromkeys(settings.provider_chain()))
     for name in chain:
         if name not in KNOWN_PROVIDERS:
             raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(KNOWN_PROVIDERS)}")
+    if settings.offline_last_resort and "offline" not in chain:
+        chain.append("offline")
+    return chain
+
+
+async def build_planner_service(settings: Settings) -> PlannerService:
+    """The chain named by the settings; the data source is opened off the event loop."""
+    chain = chain_of(settings)
     limits = Limits.from_settings(settings)
-    source = await asyncio.to_thread(_open_source, settings) if "offline" in chain else None
+    needs_source = "offline" in chain or settings.llm_data
+    source = await asyncio.to_thread(_open_source, settings) if needs_source else None
     planners = [_planner(name, settings, limits, source) for name in chain]
     cache = build_cache(settings.cache_url, ttl=settings.cache_ttl, max_entries=settings.cache_max_entries)
     return PlannerService(

@@ -9,6 +9,7 @@ raw: the service validates everything, whichever planner produced it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +24,9 @@ from tenacity import (
 
 from streamforge.components import Limits
 from streamforge.config import Settings
+from streamforge.data.source import DataSource
 from streamforge.planner.base import RawComponent
+from streamforge.planner.grounding import GroundingError, SQLGrounder, describe_schema
 from streamforge.planner.parse import StreamingComponentParser, parse_components
 from streamforge.planner.prompt import build_system_prompt, build_user_message
 from streamforge.providers.base import (
@@ -38,6 +41,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+async def _each(items: list[RawComponent]) -> AsyncIterator[RawComponent]:
+    for item in items:
+        yield item
+
+
 class UnusableAnswer(PermanentProviderError):
     """The model answered, but nothing in the answer could be read as components."""
 
@@ -46,14 +54,20 @@ class LLMPlanner:
     """Plans with one provider; ``name`` and ``model_id`` are the provider's."""
 
     def __init__(
-        self, provider: Provider, settings: Settings, limits: Limits, schema_text: str | None = None
+        self, provider: Provider, settings: Settings, limits: Limits, source: DataSource | None = None
     ) -> None:
         self.provider = provider
         self.name = provider.name
         self.model_id = provider.model_id
         self._settings = settings
         self._limits = limits
-        self._schema_text = schema_text
+        self._grounder = SQLGrounder(source, limits) if source is not None else None
+        self._schema_text: str | None = None
+
+    async def _prepare(self) -> None:
+        """Describe the schema once (introspection touches the database, so off the event loop)."""
+        if self._grounder is not None and self._schema_text is None:
+            self._schema_text = await asyncio.to_thread(describe_schema, self._grounder.source.schema)
 
     def request_for(self, message: str, context: dict[str, Any] | None) -> CompletionRequest:
         return CompletionRequest(
@@ -98,13 +112,66 @@ class LLMPlanner:
         return await self._retrying(lambda: self._attempt(request))
 
     async def plan(self, message: str, context: dict[str, Any] | None = None) -> list[RawComponent]:
-        text = await self.complete(self.request_for(message, context))
+        await self._prepare()
+        request = self.request_for(message, context)
+        text = await self.complete(request)
         components = parse_components(text)
         if not components:
             raise UnusableAnswer(
                 f"the answer had no readable components ({len(text)} characters)", provider=self.name
             )
-        return components
+        return [c async for c in self._grounded(_each(components), request)]
+
+    async def _grounded(
+        self, components: AsyncIterator[RawComponent], request: CompletionRequest
+    ) -> AsyncIterator[RawComponent]:
+        """Fill components from their SQL; the ones whose SQL failed get one repair call, together."""
+        if self._grounder is None:
+            async for component in components:
+                yield component
+            return
+        failed: list[tuple[RawComponent, str]] = []
+        async for component in components:
+            try:
+                yield await self._grounder.ground(component)
+            except GroundingError as exc:
+                log.warning("%s: component SQL failed (%s); will ask for a repair", self.name, exc)
+                failed.append((component, str(exc)))
+        if not failed:
+            return
+        for component in await self._repair(request, failed):
+            try:
+                yield await self._grounder.ground(component)
+            except GroundingError as exc:
+                log.warning("%s: repaired component still failed (%s); dropped", self.name, exc)
+
+    async def _repair(
+        self, request: CompletionRequest, failed: list[tuple[RawComponent, str]]
+    ) -> list[RawComponent]:
+        problems = "\n".join(
+            f"{i}. {json.dumps(c.get('data', {}).get('sql'))} failed: {why}"
+            for i, (c, why) in enumerate(failed, 1)
+        )
+        repair = CompletionRequest(
+            system=request.system,
+            messages=(
+                *request.messages,
+                ChatMessage("assistant", "$$$" + json.dumps([c for c, _ in failed]) + "$$$"),
+                ChatMessage(
+                    "user",
+                    "The SQL of these components could not be used:\n"
+                    f"{problems}\n"
+                    "Answer with corrected components only, in the same format. Use only the tables "
+                    "and columns of the schema and a single read-only SELECT per component.",
+                ),
+            ),
+            max_tokens=request.max_tokens,
+        )
+        try:
+            return parse_components(await self.complete(repair))
+        except Exception as exc:
+            log.warning("%s: the repair call failed (%s)", self.name, exc)
+            return []
 
     async def plan_stream(
         self, message: str, context: dict[str, Any] | None = None
@@ -120,7 +187,12 @@ class LLMPlanner:
             for component in await self.plan(message, context):
                 yield component
             return
+        await self._prepare()
         request = self.request_for(message, context)
+        async for component in self._grounded(self._streamed(request), request):
+            yield component
+
+    async def _streamed(self, request: CompletionRequest) -> AsyncIterator[RawComponent]:
         pieces, first = await self._retrying(lambda: self._open_stream(request))
         deadline = time.monotonic() + self._settings.stream_total_timeout
         parser = StreamingComponentParser()
