@@ -151,7 +151,10 @@ function renderTable(body, data) {
   }
   wrap.setAttribute("aria-label", data.title || "Table");
   const table = h("table", "table");
-  const numeric = data.columns.map((_, c) => data.rows.length > 0 && data.rows.every((r) => r[c] === null || typeof r[c] === "number"));
+  const isNumber = (cell) => cell === null || typeof cell === "number";
+  const numeric = data.columns.map((_, c) => data.rows.length > 0 && data.rows.every((r) => isNumber(r[c])));
+  // Years and ids are numbers but not quantities: "2024", not "2,024".
+  const plain = data.columns.map((name) => /(^|[\s_])(year|id)$/i.test(name));
   const headRow = h("tr");
   data.columns.forEach((name, c) => {
     const th = h("th", numeric[c] ? "num" : null, name);
@@ -163,7 +166,10 @@ function renderTable(body, data) {
   const tbody = h("tbody");
   for (const row of data.rows) {
     const tr = h("tr");
-    row.forEach((cell, c) => tr.append(h("td", numeric[c] ? "num" : null, formatValue(cell))));
+    row.forEach((cell, c) => {
+      const text = plain[c] ? String(cell ?? "—") : formatValue(cell);
+      tr.append(h("td", numeric[c] ? "num" : null, text));
+    });
     tbody.append(tr);
   }
   table.append(thead, tbody);
@@ -183,18 +189,22 @@ function chartTraces(data) {
   return data.series.map((series) => {
     if (data.chart_type === "scatter") {
       const points = series.values;
-      return { type: "scatter", mode: "markers", name: series.label, x: points.map((p) => p[0]), y: points.map((p) => p[1]) };
+      const [x, y] = [points.map((p) => p[0]), points.map((p) => p[1])];
+      return { type: "scatter", mode: "markers", name: series.label, x, y };
     }
-    if (data.chart_type === "bar") return { type: "bar", name: series.label, x: data.x_axis, y: series.values };
-    const trace = { type: "scatter", mode: "lines+markers", name: series.label, x: data.x_axis, y: series.values };
-    // An area chart is a filled line; each series fills to zero (not stacked), so values keep their meaning.
+    const [x, y] = [data.x_axis, series.values];
+    if (data.chart_type === "bar") return { type: "bar", name: series.label, x, y };
+    const trace = { type: "scatter", mode: "lines+markers", name: series.label, x, y };
+    // An area chart is a filled line; each series fills to zero (not stacked), so values keep meaning.
     if (data.chart_type === "area") trace.fill = "tozeroy";
     return trace;
   });
 }
 
 function chartLayout(data) {
-  const axisTitle = (text) => ({ title: { text: text || "" }, automargin: true, gridcolor: "#e5e7eb", zeroline: false });
+  const axisTitle = (text) => ({
+    title: { text: text || "" }, automargin: true, gridcolor: "#e5e7eb", zeroline: false,
+  });
   return {
     autosize: true,
     height: 300,
@@ -218,16 +228,18 @@ function renderChart(body, data) {
     plot.setAttribute("role", "figure");
     body.replaceChildren(plot);
   }
-  const points = data.chart_type === "scatter" ? data.series[0]?.values.length ?? 0 : data.x_axis.length;
-  plot.setAttribute("aria-label", `${data.chart_type} chart: ${data.title}, ${data.series.length} series, ${points} points`);
+  const points = data.chart_type === "scatter" ? (data.series[0]?.values.length ?? 0) : data.x_axis.length;
+  const summary = `${data.title}, ${data.series.length} series, ${points} points`;
+  plot.setAttribute("aria-label", `${data.chart_type} chart: ${summary}`);
   if (!window.Plotly) {
-    plot.textContent = "The chart library did not load, so this chart cannot be drawn. Reload the page to try again.";
+    plot.textContent = "The chart library did not load, so this chart cannot be drawn. Reload to try again.";
     return;
   }
   // Plotly.react diffs against what is drawn, so a progressive update redraws only what changed.
   // The page never talks to another host, so plotly's "Share chart" (upload to Plotly Cloud) is off.
   window.Plotly.react(plot, chartTraces(data), chartLayout(data), {
-    responsive: true, displaylogo: false, showSendToCloud: false, modeBarButtonsToRemove: ["lasso2d", "select2d"],
+    responsive: true, displaylogo: false, showSendToCloud: false,
+    modeBarButtonsToRemove: ["lasso2d", "select2d"],
   });
 }
 
@@ -333,7 +345,12 @@ async function readError(response) {
 }
 
 function describeHttpError(status, error) {
-  if (error.code === "message_too_long") return `Your message is too long: ${error.message}. Please shorten it and send again.`;
+  if (error.code === "message_too_long") {
+    // The server says '"message" has 1500 characters; the limit is 1000': keep the numbers, drop the JSON.
+    const [count, limit] = (error.message.match(/\d+/g) || []).slice(-2);
+    const detail = limit ? ` It has ${count} characters; the limit is ${limit}.` : "";
+    return `Your message is too long.${detail} Please shorten it and send again.`;
+  }
   if (error.code === "empty_message") return "Please type a message first.";
   if (status === 429) return "Too many requests right now. Please wait a moment and try again.";
   if (status >= 500) return `The server had a problem answering (error ${status}). Please try again.`;
@@ -342,10 +359,11 @@ function describeHttpError(status, error) {
 
 function describeEnd(frame, count) {
   const what = count === 1 ? "1 component" : `${count} components`;
-  if (frame.provider === "fallback") return `The planner could not answer this, so a fallback is shown (${what}).`;
-  const how = frame.route === "pattern" ? "sample data from the pattern mode" : `the ${frame.provider} planner`;
+  if (frame.provider === "fallback") return `The planner could not answer, so a fallback is shown (${what}).`;
+  const how = frame.route === "pattern" ? "sample data, pattern mode" : `the ${frame.provider} planner`;
   const cached = frame.from_cache ? ", from cache" : "";
-  return `Here ${count === 1 ? "is" : "are"} ${what} (${how}${cached}, ${Math.round(frame.processing_time_ms)} ms).`;
+  const time = `${Math.round(frame.processing_time_ms)} ms`;
+  return `Here ${count === 1 ? "is" : "are"} ${what} (${how}${cached}, ${time}).`;
 }
 
 // ---------------------------------------------------------------- sending
@@ -434,7 +452,7 @@ async function restore() {
   try {
     response = await fetch(`/sessions/${encodeURIComponent(saved.sessionId)}`);
   } catch {
-    addMessage("error", "Could not reach StreamForge to load your earlier dashboard. Your next message starts fresh if it is gone.");
+    addMessage("error", "Could not reach StreamForge to load your earlier dashboard. Check your connection and reload.");
     return;
   }
   if (!response.ok) {
