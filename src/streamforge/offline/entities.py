@@ -1,0 +1,441 @@
+"""From a message to a resolved request: which figure, over which table, split how, filtered how.
+
+The steps, each a small rule that holds for any schema:
+
+1. Matches (:mod:`~streamforge.offline.match`) get roles from the words around them: after "by", "per",
+   "across" or "each" a match is a grouping; a value ("Europe") is a filter; a numeric column is a
+   measure; a table name is what is counted, or, when a measure of another table is named too ("top
+   products by revenue"), what the measure is grouped by.
+2. The figure (:class:`Metric`) is the first measure named, with the aggregate the message names or
+   the one that suits the column (prices and durations are averaged, amounts summed). Without a
+   measure, the answer counts rows: of the table named last (English puts the head noun last: "user
+   engagement" counts engagement), of the table whose date column was named ("signups" counts users
+   by ``signup_date``), or it shows the default figure of the main table.
+3. Every other column is resolved relative to the figure's table: ``region`` means ``orders.region``
+   when counting orders and ``users.region`` when counting users; a column elsewhere is reached along
+   the shortest chain of foreign keys.
+4. Periods become filters on the table's date column; words that match nothing are kept, so the answer
+   can say what it could not use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from streamforge.data.schema import ColumnInfo, Schema, TableInfo
+from streamforge.offline.intent import IntentInfo, detect
+from streamforge.offline.lexicon import (
+    AGGREGATE_WORDS,
+    CHART_WORDS,
+    INTENSIVE_WORDS,
+    MONEY_WORDS,
+    SYNONYMS,
+    Token,
+    is_function_word,
+    tokens,
+)
+from streamforge.offline.match import Mention, Target, Vocabulary, find_mentions
+from streamforge.offline.periods import Period, find_periods, resolve
+
+__all__ = ["Col", "Cond", "Metric", "Request", "default_metric", "humanize", "main_table", "understand"]
+
+_GROUP_WORDS = frozenset({"by", "per", "across", "each", "every"})
+_ACTIVE_USERS = re.compile(r"\b(?:active\s+(?:users?|customers?|members?|accounts?|people)|dau|wau|mau)\b")
+_COMPARATOR = re.compile(
+    r"\b(over|above|more than|greater than|at least|exceeding|under|below|less than|at most|fewer than)"
+    r"\s+\$?(\d+(?:\.\d+)?)\s*(k|m)?\b|([<>]=?)\s*\$?(\d+(?:\.\d+)?)"
+)
+_OPS = {
+    "over": ">", "above": ">", "more than": ">", "greater than": ">", "exceeding": ">", "at least": ">=",
+    "under": "<", "below": "<", "less than": "<", "fewer than": "<", "at most": "<=",
+}
+
+
+@dataclass(frozen=True)
+class Col:
+    table: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    table: str
+    column: str | None  # None: count rows
+    aggregate: str  # sum avg min max count
+    distinct: bool = False
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Cond:
+    col: Col
+    op: str  # = != < <= > >= in between like
+    value: Any
+
+
+@dataclass
+class Request:
+    message: str
+    info: IntentInfo
+    metric: Metric
+    metric_named: bool  # the message named the figure (otherwise a default was taken)
+    dims: list[Col] = field(default_factory=list)  # groupings, in the order written
+    time: Col | None = None  # the date column of the figure's table (or a joined one)
+    time_named: bool = False  # a date column or a time grain was asked for
+    conds: list[Cond] = field(default_factory=list)
+    periods: list[Period] = field(default_factory=list)
+    compare_values: list[Cond] = field(default_factory=list)  # "Europe vs APAC"
+    second_metric: Metric | None = None  # relationships
+    entity: str | None = None  # a table named as a thing to list or rank ("products")
+    notes: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    matched: bool = False  # anything at all was recognised
+
+
+def main_table(schema: Schema) -> TableInfo:
+    """The table most questions are about: the biggest one with a date and a measure (the fact table)."""
+
+    def rank(t: TableInfo) -> tuple[int, int, int]:
+        return (int(t.temporal is not None and bool(t.of_kind("measure"))), int(bool(t.of_kind("measure"))), t.row_count)
+
+    return max(schema.tables.values(), key=rank)
+
+
+def _money(col: ColumnInfo) -> bool:
+    return bool(set(col.words) & MONEY_WORDS)
+
+
+def default_measure(table: TableInfo) -> ColumnInfo | None:
+    measures = table.of_kind("measure")
+    money = [c for c in measures if _money(c) and not set(c.words) & INTENSIVE_WORDS]
+    return (money or [None])[0]
+
+
+def default_metric(table: TableInfo) -> Metric:
+    """The figure a table stands for when nobody names one: its money measure summed, or its row count."""
+    measure = default_measure(table)
+    if measure is not None:
+        return Metric(table.name, measure.name, "sum", label=humanize(measure.name))
+    return Metric(table.name, None, "count", label=humanize(table.name))
+
+
+def humanize(name: str) -> str:
+    """``duration_seconds`` -> "Duration seconds", for titles and labels."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def _aggregate_for(col: ColumnInfo) -> str:
+    return "avg" if set(col.words) & INTENSIVE_WORDS else "sum"
+
+
+def metric_label(metric: Metric) -> str:
+    if metric.label:
+        return metric.label
+    return humanize(metric.column or metric.table)
+
+
+def _explicit_aggregate(text: str) -> str | None:
+    if re.search(r"\b(how many|number of|count of|count|how often)\b", text):
+        return "count"
+    for word in re.findall(r"[a-z]+", text):
+        agg = AGGREGATE_WORDS.get(word)
+        if agg and agg != "count":
+            return agg
+    return None
+
+
+def _in_group_role(toks: list[Token], mention: Mention, mentions: list[Mention]) -> bool:
+    k = mention.start - 1
+    while k >= 0 and toks[k].text in ("the", "a", "an", "their", "its", "different", "all", "each"):
+        if toks[k].text == "each":
+            return True
+        k -= 1
+    if k >= 0 and toks[k].text in _GROUP_WORDS:
+        return True
+    if k >= 0 and toks[k].text in ("and", "or", "then"):
+        before = [m for m in mentions if m.end == k]
+        return bool(before) and _in_group_role(toks, before[0], mentions)
+    return False
+
+
+def _resolve_column(schema: Schema, base: str, candidates: list[Target]) -> Col | None:
+    """Of same-named columns, the one in ``base`` or the nearest by foreign keys."""
+    best: tuple[int, float, Col] | None = None
+    for t in candidates:
+        if t.column is None:
+            continue
+        path = schema.join_path(base, t.table)
+        if path is None:
+            continue
+        key = (len(path), -t.score, Col(t.table, t.column))
+        if best is None or key[:2] < best[:2]:
+            best = key
+    return best[2] if best else None
+
+
+def _activity_table(schema: Schema, people: str | None) -> tuple[str, str] | None:
+    """The events table for "active users": dated rows that point to the people table."""
+    session_words = {"session", *SYNONYMS.get("session", ())}
+    found: list[tuple[int, str, str]] = []
+    for fk in schema.foreign_keys:
+        if people is not None and fk.ref_table != people:
+            continue
+        table = schema.tables[fk.table]
+        if table.temporal is None:
+            continue
+        score = 2 if set(table.words) & session_words else 0
+        score += 1 if not table.of_kind("measure") or not default_measure(table) else 0
+        found.append((score, fk.table, fk.column))
+    if not found:
+        return None
+    found.sort(key=lambda f: -f[0])
+    return found[0][1], found[0][2]
+
+
+def _people_table(schema: Schema) -> str | None:
+    people_words = {"user", *SYNONYMS.get("user", ())}
+    for table in schema.tables.values():
+        if set(table.words) & people_words:
+            return table.name
+    return None
+
+
+def _mention_kind(schema: Schema, mention: Mention) -> str:
+    top = mention.targets[0]
+    if top.kind != "column":
+        return top.kind
+    return schema.column(top.table, top.column or "").kind
+
+
+def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
+    """Resolve ``message`` against ``schema``; never raises for odd wording."""
+    text = " ".join(message.lower().split())
+    info = detect(text)
+    toks = tokens(message)
+    mentions = [m for m in find_mentions(toks, vocab) if _keep(m, toks)]
+    named_columns = {(t.table, t.column) for m in mentions for t in m.targets if t.kind == "column"}
+
+    values: list[Mention] = []
+    measures: list[Mention] = []
+    dims: list[tuple[Mention, bool]] = []
+    tables: list[tuple[Mention, bool]] = []
+    temporals: list[Mention] = []
+    for m in mentions:
+        value_targets = [
+            t for t in m.targets if t.kind == "value" and (not t.weak or (t.table, t.column) in named_columns)
+        ]
+        m.targets = [t for t in m.targets if t.kind != "value"] + value_targets
+        if not m.targets:
+            continue
+        group = _in_group_role(toks, m, mentions)
+        kind = _mention_kind(schema, m) if m.targets[0].kind != "value" else "value"
+        if kind == "value":
+            values.append(m)
+        elif kind == "table":
+            tables.append((m, group))
+        elif kind == "measure":
+            measures.append(m)
+        elif kind == "temporal":
+            temporals.append(m)
+        else:
+            dims.append((m, group))
+
+    notes = [f"Read “{m.text}” as {_describe(m.targets[0])}." for m in mentions if m.fuzzy and m.targets]
+    aggregate = _explicit_aggregate(text)
+    metric: Metric | None = None
+    metric_named = True
+    from_measure = False
+    second: Metric | None = None
+    time_col: Col | None = None
+    time_named = info.grain is not None
+    entity: str | None = None
+
+    if _ACTIVE_USERS.search(text) and (info.intent == "trend" or info.grain or "dau" in text or "mau" in text):
+        activity = _activity_table(schema, _people_table(schema))
+        if activity:
+            metric = Metric(activity[0], activity[1], "count", distinct=True, label="Active users")
+            tables = [(m, g) for m, g in tables if m.targets[0].table == activity[0]]
+            dims = [(m, g) for m, g in dims if m.targets[0].column not in ("is_active", activity[1])]
+
+    if metric is None and measures:
+        first = measures[0]
+        from_measure = True
+        col = schema.column(first.targets[0].table, first.targets[0].column or "")
+        if aggregate == "count":
+            metric = Metric(col.table, None, "count", label=humanize(col.table))
+        else:
+            metric = Metric(col.table, col.name, aggregate or _aggregate_for(col), label=humanize(col.name))
+        others = [m for m in measures[1:] if m.targets[0].column != col.name]
+        if others:
+            o = schema.column(others[0].targets[0].table, others[0].targets[0].column or "")
+            second = Metric(o.table, o.name, _aggregate_for(o), label=humanize(o.name))
+    if metric is None and temporals and not tables:
+        t = temporals[0].targets[0]
+        metric = Metric(t.table, None, "count", label=humanize(t.table))
+        time_col = Col(t.table, t.column or "")
+        time_named = True
+    if metric is None and tables:
+        counted = [m for m, group in tables if not group] or [m for m, _ in tables]
+        dim_tables = {t.table for m, _ in dims for t in m.targets}
+        direct = [m for m in counted if m.targets[0].table in dim_tables]
+        chosen = (direct or counted)[-1]
+        table = schema.tables[chosen.targets[0].table]
+        measure = default_measure(table) if aggregate in ("sum", "avg", "min", "max") else None
+        if measure is not None and aggregate is not None:
+            metric = Metric(table.name, measure.name, aggregate, label=humanize(measure.name))
+        else:
+            metric = Metric(table.name, None, "count", label=humanize(table.name))
+        entity = table.name
+    if metric is None and dims:
+        owners = [schema.tables[t.table] for t in dims[0][0].targets if t.column]
+        metric = default_metric(max(owners, key=lambda t: t.row_count)) if owners else None
+        metric_named = False
+    if metric is None:
+        metric = default_metric(main_table(schema))
+        metric_named = False
+    base = metric.table
+
+    # Groupings, relative to the figure's table.
+    group_cols: list[Col] = []
+    for m, _group in dims:
+        col = _resolve_column(schema, base, m.targets)
+        if col is None:
+            notes.append(f"“{m.text}” is not linked to {base}, so it was left out.")
+        elif col not in group_cols:
+            group_cols.append(col)
+    for m, group in tables:
+        table = schema.tables[m.targets[0].table]
+        if table.name == base or (not group and entity == table.name):
+            continue
+        if group or from_measure:
+            label = table.label or table.primary_key
+            if label and schema.join_path(base, table.name) is not None:
+                col = Col(table.name, label)
+                if col not in group_cols:
+                    group_cols.insert(0 if not group_cols else len(group_cols), col)
+                entity = entity or table.name
+    for m in temporals:
+        t = m.targets[0]
+        if schema.join_path(base, t.table) is not None:
+            time_col = Col(t.table, t.column or "")
+            time_named = True
+    if time_col is None:
+        time_col = _time_of(schema, base)
+
+    # Filters: values, booleans named as adjectives, numeric comparisons, periods.
+    conds: list[Cond] = []
+    compare_values: list[Cond] = []
+    by_column: dict[Col, list[Any]] = {}
+    for m in values:
+        col = _resolve_column(schema, base, [t for t in m.targets if t.kind == "value"])
+        if col is None:
+            notes.append(f"“{m.text}” is not linked to {base}, so that filter was left out.")
+            continue
+        value = next(t.value for t in m.targets if t.kind == "value" and t.column == col.name and t.table == col.table)
+        by_column.setdefault(col, []).append(value)
+    for col, vals in by_column.items():
+        if len(vals) > 1 and info.intent == "comparison" and col not in group_cols:
+            compare_values.append(Cond(col, "in", vals))
+        elif len(vals) > 1:
+            conds.append(Cond(col, "in", vals))
+        else:
+            conds.append(Cond(col, "=", vals[0]))
+    for col in list(group_cols):
+        info_col = schema.column(col.table, col.name)
+        grouped = any(_in_group_role(toks, m, mentions) for m, _ in dims if m.targets[0].column == col.name)
+        if info_col.boolean and not grouped and info.intent not in ("share", "comparison"):
+            group_cols.remove(col)
+            conds.append(Cond(col, "=", True))
+    conds.extend(_comparisons(text, schema, base, measures, metric))
+
+    periods: list[Period] = []
+    refs = find_periods(text)
+    if refs:
+        if time_col is None:
+            notes.append(f"{base} has no date column, so the period was ignored.")
+        else:
+            tc = schema.column(time_col.table, time_col.name)
+            if tc.min_value and tc.max_value:
+                periods = resolve(refs, date.fromisoformat(tc.min_value[:10]), date.fromisoformat(tc.max_value[:10]))
+
+    # Words that matched nothing.
+    used = {k for m in mentions for k in range(m.start, m.end)}
+    period_words = {w for ref in refs for w in ref.text.split()}
+    unmatched = [
+        t.text
+        for k, t in enumerate(toks)
+        if k not in used and not is_function_word(t.text) and t.text not in period_words
+        and not is_function_word(t.norm) and not t.text.isdigit() and len(t.text) > 2
+        and t.text not in ("active", "new", "signed", "sold", "spent", "made", "value")
+    ]
+    return Request(
+        message=message,
+        info=info,
+        metric=metric,
+        metric_named=metric_named,
+        dims=group_cols,
+        time=time_col,
+        time_named=time_named,
+        conds=conds,
+        periods=periods,
+        compare_values=compare_values,
+        second_metric=second,
+        entity=entity,
+        notes=notes,
+        unmatched=unmatched,
+        matched=bool(mentions),
+    )
+
+
+def _keep(m: Mention, toks: list[Token]) -> bool:
+    """Drop matches that are really steering words: "area chart", a bare "total"."""
+    if not m.weak:
+        return True
+    word = toks[m.start].text
+    if word in CHART_WORDS or m.targets[0].score < 1.0:
+        return False
+    return word not in AGGREGATE_WORDS
+
+
+def _describe(target: Target) -> str:
+    if target.kind == "value":
+        return f"{target.column} = {target.value!r}"
+    return f"{target.table}.{target.column}" if target.column else target.table
+
+
+def _time_of(schema: Schema, base: str) -> Col | None:
+    table = schema.tables[base]
+    if table.temporal is not None:
+        return Col(base, table.temporal.name)
+    for fk in schema.foreign_keys:  # a dated parent: order_items -> orders.order_date
+        if fk.table == base:
+            parent = schema.tables[fk.ref_table]
+            if parent.temporal is not None:
+                return Col(parent.name, parent.temporal.name)
+    return None
+
+
+def _comparisons(text: str, schema: Schema, base: str, measures: list[Mention], metric: Metric) -> list[Cond]:
+    conds = []
+    for m in _COMPARATOR.finditer(text):
+        op = _OPS.get(m.group(1) or "", m.group(4) or ">")
+        number = float(m.group(2) or m.group(5))
+        number *= {"k": 1_000, "m": 1_000_000}.get(m.group(3) or "", 1)
+        target_col = None
+        for x in reversed(measures):
+            col = _resolve_column(schema, base, x.targets)
+            if col is not None:
+                target_col = col
+                break
+        if target_col is None and metric.column is not None:
+            target_col = Col(metric.table, metric.column)
+        if target_col is None:
+            fallback = default_measure(schema.tables[base])
+            target_col = Col(base, fallback.name) if fallback else None
+        if target_col is not None:
+            conds.append(Cond(target_col, op, int(number) if number.is_integer() else number))
+    return conds

@@ -1,0 +1,89 @@
+"""The offline planner: a sentence in, dashboard components from real query results out.
+
+No model, no network: :mod:`~streamforge.offline.entities` reads the request against the schema,
+:mod:`~streamforge.offline.compose` decides the components and their SQL, the data source runs the
+SQL (read-only, guarded, off the event loop) and :mod:`~streamforge.offline.render` shapes the rows.
+The pieces of one answer run concurrently; the answer keeps their order.
+
+``plan`` never raises for a message: what cannot be matched is said in a card next to the nearest
+useful answer. It raises only when the database itself fails, which the service reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from streamforge.components import Limits
+from streamforge.data.source import DataSource
+from streamforge.offline import render
+from streamforge.offline.compose import compose
+from streamforge.offline.entities import Request, understand
+from streamforge.offline.match import Vocabulary
+
+__all__ = ["OfflinePlanner"]
+
+log = logging.getLogger(__name__)
+
+
+class OfflinePlanner:
+    """Rule-based planner over a :class:`DataSource`; the default provider (``offline``)."""
+
+    name = "offline"
+    model_id = "offline-rules-1"
+
+    def __init__(self, source: DataSource, limits: Limits) -> None:
+        self.source = source
+        self.limits = limits
+        self._vocabulary: Vocabulary | None = None
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """Built once from the source's schema (itself introspected once)."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary.build(self.source.schema)
+        return self._vocabulary
+
+    async def prepare(self) -> None:
+        """Introspect and build the vocabulary now (in a thread), so the first request is fast."""
+        await asyncio.to_thread(lambda: self.vocabulary)
+
+    def understand(self, message: str) -> Request:
+        return understand(message, self.source.schema, self.vocabulary)
+
+    async def plan(self, message: str, context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Components answering ``message``; ``context`` is reserved for follow-up questions."""
+        if self._vocabulary is None:
+            await self.prepare()
+        req = self.understand(message)
+        pieces = compose(req, self.source.schema, self.source.dialect, self.limits)
+        results = await asyncio.gather(*(piece(self.source.run) for piece in pieces))
+        components = [c for group in results for c in group]
+        note = _unmatched_note(req, components)
+        limit = self.limits.max_components
+        if note is not None:
+            components = [*components[: limit - 1], note]
+        return components[:limit]
+
+
+def _unmatched_note(req: Request, components: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A card naming the words that matched nothing, when they mattered to the question."""
+    if not req.unmatched:
+        return None
+    if req.matched and not _grouped_unknown(req):
+        return None
+    words = ", ".join(f"“{w}”" for w in req.unmatched[:5])
+    shown = next((c["data"].get("title") for c in components if c.get("data")), None)
+    answer = f" Showing {shown} instead." if shown else ""
+    return render.note(
+        "Not found in the data",
+        words,
+        f"No table, column or value matches {words}.{answer}",
+    )
+
+
+def _grouped_unknown(req: Request) -> bool:
+    words = req.message.lower().split()
+    return any(i > 0 and words[i - 1] in ("by", "per", "across", "each") and w.strip("?.,!") in req.unmatched
+               for i, w in enumerate(words))
