@@ -120,6 +120,7 @@ class PlannerService:
         source_identity: str = "",
         breaker_threshold: int = 3,
         breaker_cooldown: float = 30.0,
+        lock_ttl: float = 60.0,
     ) -> None:
         if not planners:
             raise ValueError("the planner chain is empty")
@@ -130,6 +131,7 @@ class PlannerService:
         self.breakers = [
             CircuitBreaker(threshold=breaker_threshold, cooldown=breaker_cooldown) for _ in self.planners
         ]
+        self.lock_ttl = lock_ttl  # how long another worker waits for this one's plan at most
         self._inflight: dict[str, asyncio.Future[CachedPlan]] = {}
 
     @property
@@ -170,38 +172,69 @@ class PlannerService:
                     raise  # we were cancelled, not the leader
                 cached = None  # the leader's client went away: plan ourselves
             else:
-                for frame in _refresh_ids(cached["components"]):
-                    yield frame
-                yield self._result(cached, started, from_cache=False)
+                async for event in self._replay(cached, started, from_cache=False):
+                    yield event
                 return
         if cached is not None:
-            for frame in _refresh_ids(cached["components"]):
-                yield frame
-            yield self._result(cached, started, from_cache=True)
+            async for event in self._replay(cached, started, from_cache=True):
+                yield event
             return
 
         future: asyncio.Future[CachedPlan] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         plan: CachedPlan | None = None
+        claimed = False
         try:
-            async for event in self._plan(message, context):
-                if isinstance(event, _Planned):
-                    plan = event.plan
+            claimed = await self._claim(key)
+            if not claimed:  # another worker is planning this very request
+                shared = await self.cache.wait_for(key, self.lock_ttl)
+                if shared is not None:
+                    plan = shared
+                    async for event in self._replay(shared, started, from_cache=True):
+                        yield event
+                    return
+            async for step in self._plan(message, context):
+                if isinstance(step, _Planned):
+                    plan = step.plan
                 else:
-                    yield event
+                    yield step
+            assert plan is not None
+            if not plan.get("fallback"):
+                try:
+                    await self.cache.set(key, plan)
+                except Exception:
+                    log.exception("plan cache write failed")
         finally:
             self._inflight.pop(key, None)
             if plan is not None:
                 future.set_result(plan)
             else:
                 future.cancel()  # waiters plan for themselves
-        assert plan is not None
-        if not plan.get("fallback"):
-            try:
-                await self.cache.set(key, plan)
-            except Exception:
-                log.exception("plan cache write failed")
+            if claimed:
+                await self._unclaim(key)
         yield self._result(plan, started, from_cache=False)
+
+    async def _claim(self, key: str) -> bool:
+        try:
+            return await self.cache.acquire(key, self.lock_ttl)
+        except Exception:
+            log.exception("plan lock failed; planning without it")
+            return True
+
+    async def _unclaim(self, key: str) -> None:
+        try:
+            await self.cache.release(key)
+        except Exception:
+            log.exception("plan lock release failed (it expires by itself)")
+
+    async def _replay(
+        self, plan: CachedPlan, started: float, *, from_cache: bool
+    ) -> AsyncIterator[LayoutEvent]:
+        """Serve a plan made earlier (or by another request) again, under fresh ids."""
+        frames = _refresh_ids(plan["components"])
+        for frame in frames:
+            yield frame
+        yield self._result({**plan, "components": frames}, started, from_cache=from_cache)
 
     def _result(self, plan: CachedPlan, started: float, *, from_cache: bool) -> LayoutResult:
         return LayoutResult(
