@@ -210,13 +210,21 @@ def _fill(conn: sqlite3.Connection, n_orders: int = N_ORDERS) -> None:
         plan = rng.choices(PLANS, weights=_PLAN_WEIGHTS)[0]
         active = 1 if rng.random() < 0.78 else 0
         users.append(
-            (i, f"{first} {last}", f"{first}.{last}{i}@example.com".lower(), country, region, plan,
-             signup.isoformat(), active)
+            (
+                i,
+                f"{first} {last}",
+                f"{first}.{last}{i}@example.com".lower(),
+                country,
+                region,
+                plan,
+                signup.isoformat(),
+                active,
+            )
         )
         user_regions.append(region)
     cur.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)", users)
 
-    products = []
+    products: list[tuple[int, str, str, float]] = []
     prices: list[float] = []
     for category, items in _PRODUCTS.items():
         for name, price in items:
@@ -240,8 +248,18 @@ def _fill(conn: sqlite3.Connection, n_orders: int = N_ORDERS) -> None:
         discount = rng.choices((0.0, 0.05, 0.1, 0.2), weights=(0.6, 0.2, 0.15, 0.05))[0]
         revenue = round(prices[product - 1] * quantity * (1 - discount), 2)
         orders.append(
-            (i, user, product, day.isoformat(), user_regions[user - 1], channel, status, quantity,
-             discount, revenue)
+            (
+                i,
+                user,
+                product,
+                day.isoformat(),
+                user_regions[user - 1],
+                channel,
+                status,
+                quantity,
+                discount,
+                revenue,
+            )
         )
     cur.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", orders)
 

@@ -60,7 +60,7 @@ def split_words(name: str) -> tuple[str, ...]:
 
 
 def singular(word: str) -> str:
-    """A rough English singular, enough to match ``orders`` with ``order`` and ``categories`` with ``category``."""
+    """A rough English singular: enough to match ``orders``/``order`` and ``categories``/``category``."""
     if len(word) <= 3 or word.endswith(("ss", "us", "is")):
         return word
     if word.endswith("ies"):
@@ -222,8 +222,10 @@ def _classify(raw: RawColumn, table: RawTable, sample: Sequence[Any], fk_columns
         stored_as_text=as_text,
     )
     distinct = len(set(map(str, values)))
-    named_id = name == "id" or (words[-1:] in (("id",), ("uuid",), ("key",)) if words else False) or (
-        name.endswith("id") and len(name) > 3 and name[-3] not in "aeiou" and numeric
+    named_id = (
+        name == "id"
+        or (words[-1:] in (("id",), ("uuid",), ("key",)) if words else False)
+        or (name.endswith("id") and len(name) > 3 and name[-3] not in "aeiou" and numeric)
     )
     if boolean:
         col.kind = "dimension"
@@ -307,7 +309,11 @@ def introspect(
             infos[rc.name] = _classify(rc, raw, sample, fk_columns)
         pk = raw.primary_key[0] if len(raw.primary_key) == 1 else None
         if pk is None:
-            ids = [c for c in infos.values() if c.kind == "identifier" and c.name.lower() in ("id", f"{singular(raw.name.lower())}_id")]
+            ids = [
+                c
+                for c in infos.values()
+                if c.kind == "identifier" and c.name.lower() in ("id", f"{singular(raw.name.lower())}_id")
+            ]
             pk = ids[0].name if ids else None
             if pk:
                 infos[pk].primary_key = True
@@ -321,7 +327,8 @@ def introspect(
             if c.kind == "dimension":
                 q_col = quote(c.name)
                 _, counts = execute(
-                    f"SELECT {q_col}, COUNT(*) AS n FROM {q_table} GROUP BY {q_col} ORDER BY n DESC LIMIT {_MAX_VALUES}"
+                    f"SELECT {q_col}, COUNT(*) AS n FROM {q_table} GROUP BY {q_col} "
+                    f"ORDER BY n DESC LIMIT {_MAX_VALUES}"
                 )
                 c.values = tuple(v for v, _ in counts if v is not None)
                 c.distinct = len(counts)

@@ -24,12 +24,14 @@ a progress handler, PostgreSQL ``statement_timeout``, DuckDB ``interrupt()`` fro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -115,9 +117,8 @@ class _SQLAlchemyBackend:
         def _set_read_only(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             try:
-                cur.execute("SET SESSION TRANSACTION READ ONLY")
-            except Exception:  # pragma: no cover - dialect without the statement
-                pass
+                with contextlib.suppress(Exception):  # a dialect without the statement
+                    cur.execute("SET SESSION TRANSACTION READ ONLY")
             finally:
                 cur.close()
 
@@ -126,7 +127,7 @@ class _SQLAlchemyBackend:
             raw = conn.connection.dbapi_connection
             if self._sqlite and raw is not None:
                 deadline = time.monotonic() + timeout
-                raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)  # type: ignore[attr-defined]
+                raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
             try:
                 result = conn.exec_driver_sql(sql)
                 columns = list(result.keys())
@@ -135,7 +136,7 @@ class _SQLAlchemyBackend:
                 raise QueryError(str(exc.orig).splitlines()[0] if exc.orig else str(exc)) from exc
             finally:
                 if self._sqlite and raw is not None:
-                    raw.set_progress_handler(None, 0)  # type: ignore[attr-defined]
+                    raw.set_progress_handler(None, 0)
                 conn.rollback()
         return QueryResult(columns, rows)
 
@@ -306,10 +307,8 @@ def _identity(location: str | Path) -> str:
     """A stable key for caches: the same database gives the same identity, and no secret leaks."""
     text = str(location)
     if "://" in text:
-        try:
+        with contextlib.suppress(Exception):  # not a URL SQLAlchemy knows: hash it as written
             text = make_url(text).render_as_string(hide_password=True)
-        except Exception:
-            pass
     else:
         text = str(Path(text).resolve())
     return "db:" + hashlib.sha256(text.encode()).hexdigest()[:16]

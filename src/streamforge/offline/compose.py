@@ -29,7 +29,6 @@ from streamforge.offline.entities import (
     Request,
     default_measure,
     humanize,
-    main_table,
     metric_label,
 )
 from streamforge.offline.lexicon import INTENSIVE_WORDS
@@ -87,7 +86,9 @@ class _Ctx:
         return render.y_column(metric, self.table(metric.table).primary_key)
 
     def filters(self, conds: list[Cond] | None = None, period: Period | None = None) -> list[dict[str, Any]]:
-        return render.filters(self.req.conds if conds is None else conds, self.req.time, period or self.period)
+        return render.filters(
+            self.req.conds if conds is None else conds, self.req.time, period or self.period
+        )
 
     def describe(self, extra: str = "") -> str:
         parts = [extra] if extra else []
@@ -162,7 +163,18 @@ def best_dimension(ctx: _Ctx, exclude: set[Col] | None = None) -> Col | None:
     """A dimension worth a breakdown: few groups, in the figure's table or one it points to."""
     exclude = exclude or set()
     scored: list[tuple[float, Col]] = []
-    preferred = {"region", "category", "channel", "segment", "type", "department", "status", "plan", "country", "feature"}
+    preferred = {
+        "region",
+        "category",
+        "channel",
+        "segment",
+        "type",
+        "department",
+        "status",
+        "plan",
+        "country",
+        "feature",
+    }
     for table in ctx.schema.tables.values():
         path = ctx.schema.join_path(ctx.base, table.name)
         if path is None or any(fk.ref_table == ctx.base for fk in path):
@@ -213,7 +225,9 @@ def _agg_piece(
     flt = render.filters(q.conds, q.time, period)
     span = q.periods or q.series_periods
     if span and q.time is not None:
-        flt += render.filters([], q.time, Period(min(p.start for p in span), max(p.end for p in span), "", "day"))
+        flt += render.filters(
+            [], q.time, Period(min(p.start for p in span), max(p.end for p in span), "", "day")
+        )
     zero = metric.aggregate in ("sum", "count")
 
     async def run(execute: Run) -> list[dict[str, Any]]:
@@ -269,7 +283,14 @@ def _agg_piece(
                 x_labels, series = _fold(x_labels, series)
         components = [
             render.chart(
-                out_shape, title, [str(x) for x in x_labels], series, src, x_title, metric_title(metric), description
+                out_shape,
+                title,
+                [str(x) for x in x_labels],
+                series,
+                src,
+                x_title,
+                metric_title(metric),
+                description,
             )
         ]
         if card_top and rows and not has_series:
@@ -279,7 +300,9 @@ def _agg_piece(
                     f"{'Top' if q.order != 'value_asc' else 'Bottom'} {humanize(x_name or '')}".strip(),
                     str(render.label(top[0])),
                     src,
-                    description=f"{metric_title(metric)}: {render.number(top[-1]):,}" if render.number(top[-1]) is not None else None,
+                    description=f"{metric_title(metric)}: {render.number(top[-1]):,}"
+                    if render.number(top[-1]) is not None
+                    else None,
                 )
             )
         return components
@@ -287,7 +310,9 @@ def _agg_piece(
     return run
 
 
-def _fold(labels: list[Any], series: list[tuple[str, list[Any]]]) -> tuple[list[Any], list[tuple[str, list[Any]]]]:
+def _fold(
+    labels: list[Any], series: list[tuple[str, list[Any]]]
+) -> tuple[list[Any], list[tuple[str, list[Any]]]]:
     """Keep the largest slices of a pie and add the rest up as "Other"."""
     name, values = series[0]
     pairs = sorted(zip(labels, values, strict=True), key=lambda p: -(p[1] or 0))
@@ -318,7 +343,9 @@ def kpi_piece(ctx: _Ctx, metrics: list[Metric]) -> Piece:
                 start = date(last.year, last.month, 1)
                 current = Period(start, add_months(start, 1), start.strftime("%Y-%m"), "month")
                 before = previous(current)
-    sql = kpi_sql(ctx.schema, ctx.dialect, ctx.base, metrics, ctx.req.conds, time, current, before, period is not None)
+    sql = kpi_sql(
+        ctx.schema, ctx.dialect, ctx.base, metrics, ctx.req.conds, time, current, before, period is not None
+    )
     flt = ctx.filters()
 
     async def run(execute: Run) -> list[dict[str, Any]]:
@@ -365,10 +392,28 @@ def rows_piece(ctx: _Ctx, table_name: str, title: str) -> Piece:
         order = [(Col(table.name, table.primary_key), False)]
     limit = min(info.top_n or ctx.limits.max_rows, ctx.limits.max_rows)
     conds = [c for c in ctx.req.conds if ctx.schema.join_path(table.name, c.col.table) is not None]
-    req_time = ctx.req.time if ctx.req.time and ctx.schema.join_path(table.name, ctx.req.time.table) is not None else None
-    sql = rows_sql(ctx.schema, ctx.dialect, table.name, columns, conds, req_time, ctx.period if req_time else None, order, limit)
+    req_time = (
+        ctx.req.time
+        if ctx.req.time and ctx.schema.join_path(table.name, ctx.req.time.table) is not None
+        else None
+    )
+    sql = rows_sql(
+        ctx.schema,
+        ctx.dialect,
+        table.name,
+        columns,
+        conds,
+        req_time,
+        ctx.period if req_time else None,
+        order,
+        limit,
+    )
     flt = render.filters(conds, req_time, ctx.period if req_time else None)
-    order_text = f"{'Newest' if order[0][1] else 'Oldest'} first by {order[0][0].name}." if order and order[0][0] == time else ""
+    order_text = (
+        f"{'Newest' if order[0][1] else 'Oldest'} first by {order[0][0].name}."
+        if order and order[0][0] == time
+        else ""
+    )
 
     async def run(execute: Run) -> list[dict[str, Any]]:
         result = await execute(sql)
@@ -388,9 +433,13 @@ def scatter_piece(ctx: _Ctx, a: Metric, b: Metric) -> list[Piece]:
     x, y = Col(a.table, a.column or ""), Col(b.table, b.column or "")
     rows = ctx.table(base).row_count
     stride = max(1, rows // (ctx.limits.max_points * 2))
-    time = ctx.req.time if ctx.req.time and ctx.schema.join_path(base, ctx.req.time.table) is not None else None
+    time = (
+        ctx.req.time if ctx.req.time and ctx.schema.join_path(base, ctx.req.time.table) is not None else None
+    )
     period = ctx.period if time else None
-    sql = points_sql(ctx.schema, ctx.dialect, base, x, y, ctx.req.conds, time, period, stride, ctx.limits.max_points)
+    sql = points_sql(
+        ctx.schema, ctx.dialect, base, x, y, ctx.req.conds, time, period, stride, ctx.limits.max_points
+    )
     corr = correlation_sql(ctx.schema, ctx.dialect, base, x, y, ctx.req.conds, time, period)
     flt = render.filters(ctx.req.conds, time, period)
     title = f"{humanize(x.name)} vs {humanize(y.name)}"
@@ -401,7 +450,15 @@ def scatter_piece(ctx: _Ctx, a: Metric, b: Metric) -> list[Piece]:
         pts = [p for p in pts if p[0] is not None and p[1] is not None]
         src = render.source(sql, base, x.name, y.name, "none", None, None, flt)
         desc = ctx.describe(f"{len(pts)} rows sampled evenly across {base}.")
-        return [render.chart("scatter", title, [], [(title, pts)], src, humanize(x.name), humanize(y.name), desc)] if pts else []
+        return (
+            [
+                render.chart(
+                    "scatter", title, [], [(title, pts)], src, humanize(x.name), humanize(y.name), desc
+                )
+            ]
+            if pts
+            else []
+        )
 
     async def correlation(execute: Run) -> list[dict[str, Any]]:
         result = await execute(corr)
@@ -412,10 +469,22 @@ def scatter_piece(ctx: _Ctx, a: Metric, b: Metric) -> list[Piece]:
             var = (n * sxx - sx * sx) * (n * syy - sy * sy)
             r = cov / math.sqrt(var) if var > 0 else None
         src = render.source(corr, base, x.name, y.name, "none", None, None, flt)
-        strength = "no clear" if r is None or abs(r) < 0.1 else "a weak" if abs(r) < 0.3 else "a moderate" if abs(r) < 0.6 else "a strong"
+        strength = (
+            "no clear"
+            if r is None or abs(r) < 0.1
+            else "a weak"
+            if abs(r) < 0.3
+            else "a moderate"
+            if abs(r) < 0.6
+            else "a strong"
+        )
         direction = "" if r is None or abs(r) < 0.1 else (" positive" if r > 0 else " negative")
         desc = f"{strength.capitalize()}{direction} linear relationship over {int(n):,} rows (Pearson r)."
-        return [render.card(f"Correlation of {x.name} and {y.name}", r if r is not None else "n/a", src, None, None, desc)]
+        return [
+            render.card(
+                f"Correlation of {x.name} and {y.name}", r if r is not None else "n/a", src, None, None, desc
+            )
+        ]
 
     return [points, correlation]
 
@@ -440,11 +509,17 @@ def histogram_piece(ctx: _Ctx, col: Col) -> Piece:
         for b, n in result.rows:
             counts[int(b)] = counts.get(int(b), 0) + int(n)
         top = max(counts) if counts else 0
-        labels = [f"{render.number(low + i * width)}–{render.number(low + (i + 1) * width)}" for i in range(top + 1)]
+        labels = [
+            f"{render.number(low + i * width)}–{render.number(low + (i + 1) * width)}" for i in range(top + 1)
+        ]
         values: list[int | float | None] = [counts.get(i, 0) for i in range(top + 1)]
         src = render.source(sql, ctx.base, col.name, col.name, "count", None, None, flt)
         title = f"Distribution of {humanize(col.name).lower()}"
-        return [render.chart("bar", title, labels, [("Rows", values)], src, humanize(col.name), "Rows", ctx.describe())]
+        return [
+            render.chart(
+                "bar", title, labels, [("Rows", values)], src, humanize(col.name), "Rows", ctx.describe()
+            )
+        ]
 
     return run
 
@@ -452,11 +527,11 @@ def histogram_piece(ctx: _Ctx, col: Col) -> Piece:
 def _nice_width(raw: float) -> float:
     if raw <= 0:
         return 1.0
-    exp10 = 10 ** math.floor(math.log10(raw))
-    for m in (1, 2, 2.5, 5, 10):
+    exp10 = 10.0 ** math.floor(math.log10(raw))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
         if raw <= m * exp10:
             return m * exp10
-    return 10 * exp10
+    return 10.0 * exp10
 
 
 # ---------------------------------------------------------------- answer shapes
@@ -466,10 +541,25 @@ def _trend_query(ctx: _Ctx, metric: Metric, series: Col | None) -> tuple[Query, 
     grain, narrowed = choose_grain(ctx, ctx.period)
     period = ctx.period
     if narrowed is not None:
-        period = narrowed if period is None else Period(max(period.start, narrowed.start), min(period.end, narrowed.end), narrowed.label, "day")
+        period = (
+            narrowed
+            if period is None
+            else Period(
+                max(period.start, narrowed.start), min(period.end, narrowed.end), narrowed.label, "day"
+            )
+        )
     q = Query(
-        ctx.base, [metric], ctx.req.conds, ctx.req.time, period, x=ctx.req.time, grain=grain, series=series,
-        top_series=_MAX_SERIES if series is not None and (ctx.column(series).distinct or 99) > _MAX_SERIES else None,
+        ctx.base,
+        [metric],
+        ctx.req.conds,
+        ctx.req.time,
+        period,
+        x=ctx.req.time,
+        grain=grain,
+        series=series,
+        top_series=_MAX_SERIES
+        if series is not None and (ctx.column(series).distinct or 99) > _MAX_SERIES
+        else None,
     )
     return q, grain, narrowed
 
@@ -483,10 +573,16 @@ def trend(ctx: _Ctx, chart_type: str | None = None, metric: Metric | None = None
         series = ctx.req.dims[1] if len(ctx.req.dims) > 1 else None
     q, grain, narrowed = _trend_query(ctx, metric, series)
     span = _span(ctx, q.period)
-    title = f"{metric_title(metric)} by {grain}" + (f", split by {humanize(series.name).lower()}" if series else "")
-    extra = f"Showing {narrowed.label}: the whole range has too many {grain}s for one chart." if narrowed else ""
+    title = f"{metric_title(metric)} by {grain}" + (
+        f", split by {humanize(series.name).lower()}" if series else ""
+    )
+    extra = (
+        f"Showing {narrowed.label}: the whole range has too many {grain}s for one chart." if narrowed else ""
+    )
     if q.top_series:
-        extra += f" The {_MAX_SERIES} largest {humanize(series.name).lower() if series else ''} groups are shown."
+        extra += (
+            f" The {_MAX_SERIES} largest {humanize(series.name).lower() if series else ''} groups are shown."
+        )
     shape = chart_type or ctx.req.info.chart_type or "line"
     if shape in ("pie", "scatter"):
         shape = "line"
@@ -496,8 +592,16 @@ def trend(ctx: _Ctx, chart_type: str | None = None, metric: Metric | None = None
     return [_agg_piece(ctx, q, shape, title, ctx.describe(extra.strip()), fill)]
 
 
-def breakdown(ctx: _Ctx, shape: str | None = None, note: str = "", order: str = "value_desc", limit: int | None = None,
-              x: Col | None = None, card_top: bool = False, title: str | None = None) -> list[Piece]:
+def breakdown(
+    ctx: _Ctx,
+    shape: str | None = None,
+    note: str = "",
+    order: str = "value_desc",
+    limit: int | None = None,
+    x: Col | None = None,
+    card_top: bool = False,
+    title: str | None = None,
+) -> list[Piece]:
     metric = ctx.req.metric
     dims = list(ctx.req.dims)
     x = x or (dims[0] if dims else best_dimension(ctx))
@@ -506,7 +610,9 @@ def breakdown(ctx: _Ctx, shape: str | None = None, note: str = "", order: str = 
     series = next((d for d in dims if d != x and ctx.column(d).kind != "temporal"), None)
     distinct = ctx.column(x).distinct or 1000
     info = ctx.req.info
-    limit = limit or (None if distinct <= ctx.limits.max_points else min(_DEFAULT_TOP * 2, ctx.limits.max_points))
+    limit = limit or (
+        None if distinct <= ctx.limits.max_points else min(_DEFAULT_TOP * 2, ctx.limits.max_points)
+    )
     shape = shape or info.chart_type or "bar"
     if shape == "scatter":
         shape = "bar"
@@ -516,27 +622,56 @@ def breakdown(ctx: _Ctx, shape: str | None = None, note: str = "", order: str = 
         limit = None if distinct <= ctx.limits.max_points * 4 else limit
     if series is not None:
         order = "x"
-    q = Query(ctx.base, [metric], ctx.req.conds, ctx.req.time, ctx.period, x=x, series=series, order=order, limit=limit,
-              top_series=_MAX_SERIES if series is not None and (ctx.column(series).distinct or 99) > _MAX_SERIES else None)
-    title = title or f"{metric_title(metric)} by {humanize(x.name).lower()}" + (f" and {humanize(series.name).lower()}" if series else "")
+    q = Query(
+        ctx.base,
+        [metric],
+        ctx.req.conds,
+        ctx.req.time,
+        ctx.period,
+        x=x,
+        series=series,
+        order=order,
+        limit=limit,
+        top_series=_MAX_SERIES
+        if series is not None and (ctx.column(series).distinct or 99) > _MAX_SERIES
+        else None,
+    )
+    title = title or f"{metric_title(metric)} by {humanize(x.name).lower()}" + (
+        f" and {humanize(series.name).lower()}" if series else ""
+    )
     return [_agg_piece(ctx, q, shape, title, ctx.describe(note), card_top=card_top)]
 
 
 def ranking(ctx: _Ctx) -> list[Piece]:
     info = ctx.req.info
-    x = ctx.req.dims[0] if ctx.req.dims else (
-        Col(ctx.req.entity, ctx.table(ctx.req.entity).label or "") if ctx.req.entity and ctx.req.entity != ctx.base and ctx.table(ctx.req.entity).label else None
-    ) or _entity_label(ctx) or best_dimension(ctx)
+    x = (
+        ctx.req.dims[0]
+        if ctx.req.dims
+        else (
+            Col(ctx.req.entity, ctx.table(ctx.req.entity).label or "")
+            if ctx.req.entity and ctx.req.entity != ctx.base and ctx.table(ctx.req.entity).label
+            else None
+        )
+        or _entity_label(ctx)
+        or best_dimension(ctx)
+    )
     if x is None:
         return records(ctx)
     n = min(info.top_n or _DEFAULT_TOP, ctx.limits.max_points)
     word = "Top" if info.descending is not False else "Bottom"
     title = f"{word} {n} {humanize(x.name).lower()} by {metric_title(ctx.req.metric).lower()}"
-    if x.name in ("name", "title", "label") :
+    if x.name in ("name", "title", "label"):
         title = f"{word} {n} {ctx.table(x.table).name} by {metric_title(ctx.req.metric).lower()}"
     order = "value_desc" if info.descending is not False else "value_asc"
-    return breakdown(ctx, shape="bar" if info.chart_type in (None, "pie", "scatter") else info.chart_type, order=order,
-                     limit=n, x=x, card_top=info.question, title=title)
+    return breakdown(
+        ctx,
+        shape="bar" if info.chart_type in (None, "pie", "scatter") else info.chart_type,
+        order=order,
+        limit=n,
+        x=x,
+        card_top=info.question,
+        title=title,
+    )
 
 
 def comparison(ctx: _Ctx) -> list[Piece]:
@@ -568,7 +703,9 @@ def comparison(ctx: _Ctx) -> list[Piece]:
 def _period_delta_card(ctx: _Ctx, metric: Metric, periods: list[Period]) -> Piece:
     first, second = sorted(periods, key=lambda p: p.start)
     inner = replace(ctx, req=replace(ctx.req, periods=[second]))
-    sql = kpi_sql(ctx.schema, ctx.dialect, ctx.base, [metric], ctx.req.conds, ctx.req.time, second, first, True)
+    sql = kpi_sql(
+        ctx.schema, ctx.dialect, ctx.base, [metric], ctx.req.conds, ctx.req.time, second, first, True
+    )
     flt = inner.filters(period=Period(first.start, second.end, "", "day"))
 
     async def run(execute: Run) -> list[dict[str, Any]]:
@@ -576,7 +713,15 @@ def _period_delta_card(ctx: _Ctx, metric: Metric, periods: list[Period]) -> Piec
         row = dict(zip(result.columns, result.rows[0], strict=True)) if result.rows else {}
         src = render.source(sql, ctx.base, None, ctx.y(metric), metric.aggregate, None, None, flt)
         d = render.delta(row.get("cur0"), row.get("prev0"), first.label)
-        return [render.card(f"{metric_title(metric)}, {second.label}", row.get("cur0"), src, render.unit_of(metric.column), d)]
+        return [
+            render.card(
+                f"{metric_title(metric)}, {second.label}",
+                row.get("cur0"),
+                src,
+                render.unit_of(metric.column),
+                d,
+            )
+        ]
 
     return run
 
@@ -589,7 +734,9 @@ def share(ctx: _Ctx) -> list[Piece]:
     x = ctx.req.dims[0] if ctx.req.dims else best_dimension(ctx)
     if x is None:
         return figure(ctx)
-    return breakdown(ctx, shape=shape, x=x, title=f"Share of {metric_title(metric).lower()} by {humanize(x.name).lower()}")
+    return breakdown(
+        ctx, shape=shape, x=x, title=f"Share of {metric_title(metric).lower()} by {humanize(x.name).lower()}"
+    )
 
 
 def relationship(ctx: _Ctx) -> list[Piece]:
@@ -620,7 +767,9 @@ def distribution(ctx: _Ctx) -> list[Piece]:
 def records(ctx: _Ctx) -> list[Piece]:
     name = ctx.req.entity or ctx.base
     info = ctx.req.info
-    adjective = "Latest" if info.recent else "Oldest" if info.recent is False else "Top" if info.descending else ""
+    adjective = (
+        "Latest" if info.recent else "Oldest" if info.recent is False else "Top" if info.descending else ""
+    )
     title = f"{adjective} {name}".strip().capitalize() if adjective else humanize(name)
     return [rows_piece(ctx, name, title)]
 
@@ -635,7 +784,9 @@ def _companions(ctx: _Ctx, metric: Metric) -> list[Metric]:
     out: list[Metric] = []
     if metric.column is not None and metric.aggregate != "count":
         out.append(Metric(table.name, None, "count", label=humanize(table.name)))
-    intensive = [c for c in table.of_kind("measure") if c.name != metric.column and set(c.words) & INTENSIVE_WORDS]
+    intensive = [
+        c for c in table.of_kind("measure") if c.name != metric.column and set(c.words) & INTENSIVE_WORDS
+    ]
     if metric.column is None and intensive:
         out.append(Metric(table.name, intensive[0].name, "avg", label=humanize(intensive[0].name)))
     if metric.column is not None and metric.aggregate == "sum":
@@ -651,11 +802,19 @@ def overview(ctx: _Ctx) -> list[Piece]:
     dim = ctx.req.dims[0] if ctx.req.dims else best_dimension(ctx)
     if dim is not None:
         shape = "pie" if ctx.req.info.chart_type == "pie" or ctx.req.info.intent == "share" else "bar"
-        inner = replace(ctx, req=replace(ctx.req, dims=[dim], info=replace(ctx.req.info, wants_table=False, chart_type=None)))
+        inner = replace(
+            ctx,
+            req=replace(ctx.req, dims=[dim], info=replace(ctx.req.info, wants_table=False, chart_type=None)),
+        )
         pieces += breakdown(inner, shape=shape)
     label = _entity_label(ctx)
     if label is not None:
-        inner = replace(ctx, req=replace(ctx.req, dims=[label], info=replace(ctx.req.info, wants_table=True, wants_chart=False)))
+        inner = replace(
+            ctx,
+            req=replace(
+                ctx.req, dims=[label], info=replace(ctx.req.info, wants_table=True, wants_chart=False)
+            ),
+        )
         title = f"Top {ctx.table(label.table).name} by {metric_title(metric).lower()}"
         pieces += breakdown(inner, order="value_desc", limit=_DEFAULT_TOP, x=label, title=title)
     else:
@@ -680,7 +839,7 @@ def compose(req: Request, schema: Schema, dialect: str, limits: Limits) -> list[
         return ranking(ctx)
     if intent == "share":
         return share(ctx)
-    if intent == "trend" or info.chart_type in ("line", "area") and not req.dims:
+    if intent == "trend" or (info.chart_type in ("line", "area") and not req.dims):
         return trend(ctx)
     if intent == "list":
         return records(ctx)
@@ -698,8 +857,6 @@ def compose(req: Request, schema: Schema, dialect: str, limits: Limits) -> list[
         return records(ctx)
     if req.entity == req.metric.table and req.metric.column is None:
         return [*figure(ctx), *records(ctx)]
-    if req.matched or not req.unmatched:
-        if req.metric_named:
-            return [*figure(ctx), *trend(ctx)] if req.time is not None else figure(ctx)
+    if (req.matched or not req.unmatched) and req.metric_named:
+        return [*figure(ctx), *trend(ctx)] if req.time is not None else figure(ctx)
     return overview(ctx)
-

@@ -49,8 +49,17 @@ _COMPARATOR = re.compile(
     r"\s+\$?(\d+(?:\.\d+)?)\s*(k|m)?\b|([<>]=?)\s*\$?(\d+(?:\.\d+)?)"
 )
 _OPS = {
-    "over": ">", "above": ">", "more than": ">", "greater than": ">", "exceeding": ">", "at least": ">=",
-    "under": "<", "below": "<", "less than": "<", "fewer than": "<", "at most": "<=",
+    "over": ">",
+    "above": ">",
+    "more than": ">",
+    "greater than": ">",
+    "exceeding": ">",
+    "at least": ">=",
+    "under": "<",
+    "below": "<",
+    "less than": "<",
+    "fewer than": "<",
+    "at most": "<=",
 }
 
 
@@ -99,7 +108,11 @@ def main_table(schema: Schema) -> TableInfo:
     """The table most questions are about: the biggest one with a date and a measure (the fact table)."""
 
     def rank(t: TableInfo) -> tuple[int, int, int]:
-        return (int(t.temporal is not None and bool(t.of_kind("measure"))), int(bool(t.of_kind("measure"))), t.row_count)
+        return (
+            int(t.temporal is not None and bool(t.of_kind("measure"))),
+            int(bool(t.of_kind("measure"))),
+            t.row_count,
+        )
 
     return max(schema.tables.values(), key=rank)
 
@@ -111,7 +124,7 @@ def _money(col: ColumnInfo) -> bool:
 def default_measure(table: TableInfo) -> ColumnInfo | None:
     measures = table.of_kind("measure")
     money = [c for c in measures if _money(c) and not set(c.words) & INTENSIVE_WORDS]
-    return (money or [None])[0]
+    return money[0] if money else None
 
 
 def default_metric(table: TableInfo) -> Metric:
@@ -254,7 +267,9 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     time_named = info.grain is not None
     entity: str | None = None
 
-    if _ACTIVE_USERS.search(text) and (info.intent == "trend" or info.grain or "dau" in text or "mau" in text):
+    if _ACTIVE_USERS.search(text) and (
+        info.intent == "trend" or info.grain or "dau" in text or "mau" in text
+    ):
         activity = _activity_table(schema, _people_table(schema))
         if activity:
             metric = Metric(activity[0], activity[1], "count", distinct=True, label="Active users")
@@ -302,11 +317,11 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     # Groupings, relative to the figure's table.
     group_cols: list[Col] = []
     for m, _group in dims:
-        col = _resolve_column(schema, base, m.targets)
-        if col is None:
+        found = _resolve_column(schema, base, m.targets)
+        if found is None:
             notes.append(f"“{m.text}” is not linked to {base}, so it was left out.")
-        elif col not in group_cols:
-            group_cols.append(col)
+        elif found not in group_cols:
+            group_cols.append(found)
     for m, group in tables:
         table = schema.tables[m.targets[0].table]
         if table.name == base or (not group and entity == table.name):
@@ -314,9 +329,9 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         if group or from_measure:
             label = table.label or table.primary_key
             if label and schema.join_path(base, table.name) is not None:
-                col = Col(table.name, label)
-                if col not in group_cols:
-                    group_cols.insert(0 if not group_cols else len(group_cols), col)
+                entity_col = Col(table.name, label)
+                if entity_col not in group_cols:
+                    group_cols.append(entity_col)
                 entity = entity or table.name
     for m in temporals:
         t = m.targets[0]
@@ -331,25 +346,31 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     compare_values: list[Cond] = []
     by_column: dict[Col, list[Any]] = {}
     for m in values:
-        col = _resolve_column(schema, base, [t for t in m.targets if t.kind == "value"])
-        if col is None:
+        where = _resolve_column(schema, base, [t for t in m.targets if t.kind == "value"])
+        if where is None:
             notes.append(f"“{m.text}” is not linked to {base}, so that filter was left out.")
             continue
-        value = next(t.value for t in m.targets if t.kind == "value" and t.column == col.name and t.table == col.table)
-        by_column.setdefault(col, []).append(value)
-    for col, vals in by_column.items():
-        if len(vals) > 1 and info.intent == "comparison" and col not in group_cols:
-            compare_values.append(Cond(col, "in", vals))
+        value = next(
+            t.value
+            for t in m.targets
+            if t.kind == "value" and t.column == where.name and t.table == where.table
+        )
+        by_column.setdefault(where, []).append(value)
+    for where, vals in by_column.items():
+        if len(vals) > 1 and info.intent == "comparison" and where not in group_cols:
+            compare_values.append(Cond(where, "in", vals))
         elif len(vals) > 1:
-            conds.append(Cond(col, "in", vals))
+            conds.append(Cond(where, "in", vals))
         else:
-            conds.append(Cond(col, "=", vals[0]))
-    for col in list(group_cols):
-        info_col = schema.column(col.table, col.name)
-        grouped = any(_in_group_role(toks, m, mentions) for m, _ in dims if m.targets[0].column == col.name)
+            conds.append(Cond(where, "=", vals[0]))
+    for grouping in list(group_cols):
+        info_col = schema.column(grouping.table, grouping.name)
+        grouped = any(
+            _in_group_role(toks, m, mentions) for m, _ in dims if m.targets[0].column == grouping.name
+        )
         if info_col.boolean and not grouped and info.intent not in ("share", "comparison"):
-            group_cols.remove(col)
-            conds.append(Cond(col, "=", True))
+            group_cols.remove(grouping)
+            conds.append(Cond(grouping, "=", True))
     conds.extend(_comparisons(text, schema, base, measures, metric))
 
     periods: list[Period] = []
@@ -360,7 +381,9 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         else:
             tc = schema.column(time_col.table, time_col.name)
             if tc.min_value and tc.max_value:
-                periods = resolve(refs, date.fromisoformat(tc.min_value[:10]), date.fromisoformat(tc.max_value[:10]))
+                periods = resolve(
+                    refs, date.fromisoformat(tc.min_value[:10]), date.fromisoformat(tc.max_value[:10])
+                )
 
     # Words that matched nothing.
     used = {k for m in mentions for k in range(m.start, m.end)}
@@ -368,8 +391,12 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     unmatched = [
         t.text
         for k, t in enumerate(toks)
-        if k not in used and not is_function_word(t.text) and t.text not in period_words
-        and not is_function_word(t.norm) and not t.text.isdigit() and len(t.text) > 2
+        if k not in used
+        and not is_function_word(t.text)
+        and t.text not in period_words
+        and not is_function_word(t.norm)
+        and not t.text.isdigit()
+        and len(t.text) > 2
         and t.text not in ("active", "new", "signed", "sold", "spent", "made", "value")
     ]
     return Request(

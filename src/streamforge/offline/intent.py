@@ -35,33 +35,121 @@ def _words(*phrases: str) -> re.Pattern[str]:
 
 
 _OVERVIEW = _words(
-    "overview", "dashboards?", "summary", "summari[sz]e", "kpis?", "performance", "insights?", "health",
-    "snapshot", "analy[sz]e", "analysis", "analytics", "how are we doing", "how is it going", "report",
-    "metrics", "at a glance", "big picture",
+    "overview",
+    "dashboards?",
+    "summary",
+    "summari[sz]e",
+    "kpis?",
+    "performance",
+    "insights?",
+    "health",
+    "snapshot",
+    "analy[sz]e",
+    "analysis",
+    "analytics",
+    "how are we doing",
+    "how is it going",
+    "report",
+    "metrics",
+    "at a glance",
+    "big picture",
 )
 _RELATIONSHIP = _words(
-    "relationship", "relation", "correlat\\w*", "relate[sd]?", "impact of", "effect of", "affects?",
-    "depends? on", "scatter", "association", "versus each other",
+    "relationship",
+    "relation",
+    "correlat\\w*",
+    "relate[sd]?",
+    "impact of",
+    "effect of",
+    "affects?",
+    "depends? on",
+    "scatter",
+    "association",
+    "versus each other",
 )
-_DISTRIBUTION = _words("distribution", "distributed", "histogram", "spread", "dispersion", "range of", "buckets?")
-_COMPARISON = _words("compare", "compared", "comparing", "comparison", "vs", "versus", "against", "difference", "differ")
+_DISTRIBUTION = _words(
+    "distribution", "distributed", "histogram", "spread", "dispersion", "range of", "buckets?"
+)
+_COMPARISON = _words(
+    "compare", "compared", "comparing", "comparison", "vs", "versus", "against", "difference", "differ"
+)
 _RANKING = _words(
-    *SUPERLATIVE_DESC, *SUPERLATIVE_ASC, "rank", "ranking", "ranked", "popular", "most popular", "fewest",
+    *SUPERLATIVE_DESC,
+    *SUPERLATIVE_ASC,
+    "rank",
+    "ranking",
+    "ranked",
+    "popular",
+    "most popular",
+    "fewest",
 )
 _SHARE = _words(
-    "share", "shares", "proportions?", "percentages?", "percent", "breakdown", "broken down", "composition",
-    "split", "mix", "fractions?", "part of", "pie", "donut",
+    "share",
+    "shares",
+    "proportions?",
+    "percentages?",
+    "percent",
+    "breakdown",
+    "broken down",
+    "composition",
+    "split",
+    "mix",
+    "fractions?",
+    "part of",
+    "pie",
+    "donut",
 )
 _TREND = _words(
-    "trends?", "trending", "over time", "timeline", "history", "historical", "evolution", "evolved?",
-    "growth", "grow", "growing", "time series", "over the (?:years?|months?|weeks?|days?|quarters?)",
-    "daily", "weekly", "monthly", "quarterly", "yearly", "annual", "annually", "dau", "wau", "mau",
-    "(?:per|by|each|every|a) (?:day|week|month|quarter|year)", "since", "changed?", "progress",
-    "month over month", "year over year", "line chart", "area chart", "over the period",
+    "trends?",
+    "trending",
+    "over time",
+    "timeline",
+    "history",
+    "historical",
+    "evolution",
+    "evolved?",
+    "growth",
+    "grow",
+    "growing",
+    "time series",
+    "over the (?:years?|months?|weeks?|days?|quarters?)",
+    "daily",
+    "weekly",
+    "monthly",
+    "quarterly",
+    "yearly",
+    "annual",
+    "annually",
+    "dau",
+    "wau",
+    "mau",
+    "(?:per|by|each|every|a) (?:day|week|month|quarter|year)",
+    "since",
+    "changed?",
+    "progress",
+    "month over month",
+    "year over year",
+    "line chart",
+    "area chart",
+    "over the period",
 )
 _LIST = _words(
-    "list", "listing", "show all", "all the", "records?", "rows?", "details?", "recent", "latest", "newest",
-    "oldest", "earliest", "raw", "entries", "who are", "which ones",
+    "list",
+    "listing",
+    "show all",
+    "all the",
+    "records?",
+    "rows?",
+    "details?",
+    "recent",
+    "latest",
+    "newest",
+    "oldest",
+    "earliest",
+    "raw",
+    "entries",
+    "who are",
+    "which ones",
 )
 _SINGLE = _words(*[re.escape(c) for c in SINGLE_CUES], "total", "average", "avg", "mean", "sum of", "count")
 _RECENT = _words("recent", "latest", "newest", "last few", "most recent")
@@ -101,25 +189,35 @@ def _top_n(text: str) -> int | None:
 def detect(text: str) -> IntentInfo:
     """Classify a lower-cased message."""
     words = set(re.findall(r"[a-z]+", text))
-    chart_type = next((CHART_WORDS[w] for w in re.findall(r"[a-z]+", text) if w in CHART_WORDS and _charty(w, text)), None)
+    chart_type = next(
+        (CHART_WORDS[w] for w in re.findall(r"[a-z]+", text) if w in CHART_WORDS and _charty(w, text)), None
+    )
     wants_chart = bool(words & GENERIC_CHART_WORDS) or chart_type is not None
     wants_table = bool(words & TABLE_WORDS)
     grain = next(
-        (GRAIN_WORDS[m.group(1)] for m in re.finditer(r"\b(daily|weekly|monthly|quarterly|yearly|annual|annually)\b", text)),
+        (
+            GRAIN_WORDS[m.group(1)]
+            for m in re.finditer(r"\b(daily|weekly|monthly|quarterly|yearly|annual|annually)\b", text)
+        ),
         None,
     ) or next(
-        (GRAIN_WORDS[m.group(1)] for m in re.finditer(r"\b(?:per|by|each|every|a)\s+(day|week|month|quarter|year)\b", text)),
+        (
+            GRAIN_WORDS[m.group(1)]
+            for m in re.finditer(r"\b(?:per|by|each|every|a)\s+(day|week|month|quarter|year)\b", text)
+        ),
         None,
     )
     recent = True if _RECENT.search(text) else False if _OLDEST.search(text) else None
-    ranking = bool(_RANKING.search(text)) and not (recent is not None and re.search(r"most recent|first few|last few", text))
+    ranking = bool(_RANKING.search(text)) and not (
+        recent is not None and re.search(r"most recent|first few|last few", text)
+    )
     descending: bool | None = None
     if ranking:
         asc = bool(words & SUPERLATIVE_ASC)
         descending = not asc
     if chart_type == "scatter" or _RELATIONSHIP.search(text):
         intent = "relationship"
-    elif _DISTRIBUTION.search(text) or chart_type == "bar" and "histogram" in words:
+    elif _DISTRIBUTION.search(text) or (chart_type == "bar" and "histogram" in words):
         intent = "distribution"
     elif _COMPARISON.search(text):
         intent = "comparison"
@@ -150,7 +248,7 @@ def detect(text: str) -> IntentInfo:
 
 
 def _charty(word: str, text: str) -> bool:
-    """"area" is a chart type in "area chart" but a place in "sales by area"."""
+    """ "area" is a chart type in "area chart" but a place in "sales by area"."""
     if word in ("pie", "scatter", "histogram", "donut", "doughnut"):
         return True
     return bool(re.search(rf"\b{word}\s+(?:chart|graph|plot|diagram)s?\b", text))

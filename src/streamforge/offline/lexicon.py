@@ -58,7 +58,8 @@ for _group in SYNONYM_GROUPS:
 
 # Money-like words: a measure named so is the natural default figure of its table.
 MONEY_WORDS = frozenset(
-    "revenue sale sales amount total price cost value income profit spend gmv salary payment fee balance".split()
+    "revenue sale sales amount total price cost value income profit spend gmv salary payment fee "
+    "balance".split()
 )
 # Measures that are averaged, not added up, when the request names no aggregate.
 INTENSIVE_WORDS = frozenset(
@@ -72,22 +73,50 @@ GENERIC_COLUMN_WORDS = frozenset(
 
 # Words that steer the answer; they are never unmatched "content" and never data values on their own.
 AGGREGATE_WORDS: dict[str, str] = {
-    "total": "sum", "sum": "sum", "overall": "sum", "cumulative": "sum",
-    "average": "avg", "avg": "avg", "mean": "avg", "typical": "avg",
-    "count": "count", "number": "count", "many": "count",
-    "maximum": "max", "max": "max", "peak": "max",
-    "minimum": "min", "min": "min",
+    "total": "sum",
+    "sum": "sum",
+    "overall": "sum",
+    "cumulative": "sum",
+    "average": "avg",
+    "avg": "avg",
+    "mean": "avg",
+    "typical": "avg",
+    "count": "count",
+    "number": "count",
+    "many": "count",
+    "maximum": "max",
+    "max": "max",
+    "peak": "max",
+    "minimum": "min",
+    "min": "min",
 }
 SUPERLATIVE_DESC = frozenset("top best most highest largest biggest greatest leading max maximum".split())
 SUPERLATIVE_ASC = frozenset("bottom worst least lowest smallest fewest min minimum".split())
 GRAIN_WORDS: dict[str, str] = {
-    "daily": "day", "day": "day", "weekly": "week", "week": "week", "monthly": "month", "month": "month",
-    "quarterly": "quarter", "quarter": "quarter", "yearly": "year", "year": "year", "annual": "year",
+    "daily": "day",
+    "day": "day",
+    "weekly": "week",
+    "week": "week",
+    "monthly": "month",
+    "month": "month",
+    "quarterly": "quarter",
+    "quarter": "quarter",
+    "yearly": "year",
+    "year": "year",
+    "annual": "year",
     "annually": "year",
 }
 CHART_WORDS: dict[str, str] = {
-    "line": "line", "bar": "bar", "column": "bar", "histogram": "bar", "area": "area", "pie": "pie",
-    "donut": "pie", "doughnut": "pie", "scatter": "scatter", "bubble": "scatter",
+    "line": "line",
+    "bar": "bar",
+    "column": "bar",
+    "histogram": "bar",
+    "area": "area",
+    "pie": "pie",
+    "donut": "pie",
+    "doughnut": "pie",
+    "scatter": "scatter",
+    "bubble": "scatter",
 }
 GENERIC_CHART_WORDS = frozenset("chart graph plot visualize visualise visualization diagram".split())
 TABLE_WORDS = frozenset("table tabular spreadsheet grid".split())
@@ -131,7 +160,18 @@ STOPWORDS = frozenset(
     maximum minimum max min many typical has have had having got""".split()
 )
 # Words that introduce a figure question ("how many", "what is the total").
-SINGLE_CUES = ("how many", "how much", "what is", "what's", "whats", "what was", "what are", "number of", "count of", "total number")
+SINGLE_CUES = (
+    "how many",
+    "how much",
+    "what is",
+    "what's",
+    "whats",
+    "what was",
+    "what are",
+    "number of",
+    "count of",
+    "total number",
+)
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:\.\d+)?|[<>]=?|=")
 

@@ -161,7 +161,9 @@ def find_mentions(toks: list[Token], vocab: Vocabulary) -> list[Mention]:
             continue
         close = difflib.get_close_matches(tok.norm, words, n=1, cutoff=0.82)
         if close:
-            targets = [Target(t.table, t.column, t.value, t.score * 0.7, t.weak) for t in vocab.lookup((close[0],))]
+            targets = [
+                Target(t.table, t.column, t.value, t.score * 0.7, t.weak) for t in vocab.lookup((close[0],))
+            ]
             mentions.append(Mention(k, k + 1, tok.text, targets, fuzzy=True))
     mentions.sort(key=lambda m: m.start)
     return mentions

@@ -111,7 +111,9 @@ def find_periods(text: str) -> list[PeriodRef]:
                 ref = PeriodRef(month=month) if month else None
             if ref is not None:
                 taken.append((m.start(), m.end()))
-                found.append((m.start(), PeriodRef(ref.year, ref.quarter, ref.month, ref.relative, m.group())))
+                found.append(
+                    (m.start(), PeriodRef(ref.year, ref.quarter, ref.month, ref.relative, m.group()))
+                )
     return [ref for _, ref in sorted(found, key=lambda f: f[0])]
 
 
@@ -147,9 +149,11 @@ def _relative(ref: PeriodRef, anchor: date) -> Period:
         monday = anchor - timedelta(days=anchor.weekday()) + timedelta(weeks=n)
         return Period(monday, monday + timedelta(weeks=1), f"week of {monday.isoformat()}", "week")
     months = {"month": 1, "quarter": 3, "year": 12}[unit]
-    first = {"month": date(anchor.year, anchor.month, 1),
-             "quarter": date(anchor.year, 3 * ((anchor.month - 1) // 3) + 1, 1),
-             "year": date(anchor.year, 1, 1)}[unit]
+    first = {
+        "month": date(anchor.year, anchor.month, 1),
+        "quarter": date(anchor.year, 3 * ((anchor.month - 1) // 3) + 1, 1),
+        "year": date(anchor.year, 1, 1),
+    }[unit]
     start = add_months(first, n * months)
     ref2 = PeriodRef(
         year=start.year,
@@ -197,7 +201,9 @@ def previous(period: Period) -> Period:
             )
             return _span(ref, start.year)
     start = period.start - timedelta(days=period.days)
-    return Period(start, period.start, f"{start.isoformat()} to {(period.start - timedelta(days=1)).isoformat()}", "day")
+    return Period(
+        start, period.start, f"{start.isoformat()} to {(period.start - timedelta(days=1)).isoformat()}", "day"
+    )
 
 
 def grain_rank(grain: str) -> int:

@@ -85,5 +85,7 @@ def _unmatched_note(req: Request, components: list[dict[str, Any]]) -> dict[str,
 
 def _grouped_unknown(req: Request) -> bool:
     words = req.message.lower().split()
-    return any(i > 0 and words[i - 1] in ("by", "per", "across", "each") and w.strip("?.,!") in req.unmatched
-               for i, w in enumerate(words))
+    return any(
+        i > 0 and words[i - 1] in ("by", "per", "across", "each") and w.strip("?.,!") in req.unmatched
+        for i, w in enumerate(words)
+    )

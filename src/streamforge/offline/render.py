@@ -109,7 +109,13 @@ def table(
     cells = [[_cell(v) for v in row] for row in rows]
     return {
         "type": "TableA",
-        "data": {"title": title, "description": description, "columns": columns, "rows": cells, "source": src},
+        "data": {
+            "title": title,
+            "description": description,
+            "columns": columns,
+            "rows": cells,
+            "source": src,
+        },
     }
 
 
@@ -142,7 +148,10 @@ def card(
 
 def note(title: str, text: str, description: str) -> dict[str, Any]:
     """A card that says what could not be matched; it has no SQL, so it is badged as sample."""
-    return {"type": "SimpleComponent", "data": {"title": title, "value": text[:200], "description": description}}
+    return {
+        "type": "SimpleComponent",
+        "data": {"title": title, "value": text[:200], "description": description},
+    }
 
 
 def delta(current: Any, previous: Any, previous_label: str) -> str | None:

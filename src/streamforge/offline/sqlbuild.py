@@ -35,7 +35,9 @@ _BUCKETS: dict[str, dict[str, str]] = {
         "day": "strftime('%Y-%m-%d', __sf_col__)",
         "week": "strftime('%Y-%m-%d', __sf_col__, 'weekday 0', '-6 days')",
         "month": "strftime('%Y-%m', __sf_col__)",
-        "quarter": "strftime('%Y', __sf_col__) || '-Q' || ((CAST(strftime('%m', __sf_col__) AS INTEGER) + 2) / 3)",
+        "quarter": (
+            "strftime('%Y', __sf_col__) || '-Q' || ((CAST(strftime('%m', __sf_col__) AS INTEGER) + 2) / 3)"
+        ),
         "year": "strftime('%Y', __sf_col__)",
     },
     "duckdb": {
@@ -57,18 +59,18 @@ _PYTHON_FORMATS = {"day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "qua
 
 
 @cache
-def _template(dialect: str, grain: str) -> exp.Expression | None:
+def _template(dialect: str, grain: str) -> exp.Expr | None:
     text = _BUCKETS.get(dialect, {}).get(grain)
     return sqlglot.parse_one(text, read=dialect) if text else None
 
 
-def bucket(column: exp.Expression, grain: str, dialect: str) -> exp.Expression:
+def bucket(column: exp.Expr, grain: str, dialect: str) -> exp.Expr:
     """``column`` truncated to ``grain`` and formatted as the label a chart shows."""
     template = _template(dialect, grain)
     if template is None:  # another engine: sqlglot translates a strftime-style format
         return exp.TimeToStr(this=column, format=exp.Literal.string(_PYTHON_FORMATS[grain]))
 
-    def put(node: exp.Expression) -> exp.Expression:
+    def put(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and node.name == _PLACEHOLDER:
             return column.copy()
         return node
@@ -76,7 +78,7 @@ def bucket(column: exp.Expression, grain: str, dialect: str) -> exp.Expression:
     return template.copy().transform(put)
 
 
-def literal(value: Any) -> exp.Expression:
+def literal(value: Any) -> exp.Expr:
     if isinstance(value, bool):
         return exp.true() if value else exp.false()
     if isinstance(value, int | float):
@@ -94,12 +96,12 @@ class Builder:
     dialect: str
     base: str
     _joined: list[str] = field(default_factory=list)
-    _joins: list[tuple[str, exp.Expression]] = field(default_factory=list)
+    _joins: list[tuple[str, exp.Expr]] = field(default_factory=list)
     fans_out: bool = False
 
-    def col(self, col: Col) -> exp.Expression:
+    def col(self, col: Col) -> exp.Expr:
         self._join(col.table)
-        node: exp.Expression = exp.column(col.name, table=col.table, quoted=True)
+        node: exp.Expr = exp.column(col.name, table=col.table, quoted=True)
         info = self.schema.column(col.table, col.name)
         if info.stored_as_text and info.kind == "temporal" and self.dialect != "sqlite":
             node = exp.cast(node, exp.DataType.build("timestamp"))
@@ -125,14 +127,18 @@ class Builder:
                 self._joins.append((there, on))
             here = there
 
-    def metric(self, metric: Metric, when: exp.Expression | None = None) -> exp.Expression:
+    def metric(self, metric: Metric, when: exp.Expr | None = None) -> exp.Expr:
         """The aggregate for ``metric``; with ``when``, only over rows meeting it (CASE inside)."""
         pk = self.schema.tables[metric.table].primary_key
         if metric.column is None:
             if self.fans_out and pk:
-                arg: exp.Expression = self.col(Col(metric.table, pk))
+                arg: exp.Expr = self.col(Col(metric.table, pk))
                 return exp.Count(this=exp.Distinct(expressions=[_when(arg, when)]))
-            return exp.Count(this=_when(exp.Literal.number(1), when)) if when is not None else exp.Count(this=exp.Star())
+            return (
+                exp.Count(this=_when(exp.Literal.number(1), when))
+                if when is not None
+                else exp.Count(this=exp.Star())
+            )
         value = _when(self.col(Col(metric.table, metric.column)), when)
         if metric.aggregate == "count":
             inner = exp.Distinct(expressions=[value]) if metric.distinct else value
@@ -140,26 +146,32 @@ class Builder:
         func = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[metric.aggregate]
         return func(this=value)
 
-    def condition(self, cond: Cond) -> exp.Expression:
+    def condition(self, cond: Cond) -> exp.Expr:
         column = self.col(cond.col)
         if cond.op == "in":
             return exp.In(this=column, expressions=[literal(v) for v in cond.value])
         if cond.op == "between":
             low, high = cond.value
             return exp.Between(this=column, low=literal(low), high=literal(high))
-        ops: dict[str, type[exp.Expression]] = {
-            "=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE, "like": exp.Like,
+        ops: dict[str, type[exp.Expr]] = {
+            "=": exp.EQ,
+            "!=": exp.NEQ,
+            "<": exp.LT,
+            "<=": exp.LTE,
+            ">": exp.GT,
+            ">=": exp.GTE,
+            "like": exp.Like,
         }
         return ops[cond.op](this=column, expression=literal(cond.value))
 
-    def period(self, time: Col, period: Period) -> exp.Expression:
+    def period(self, time: Col, period: Period) -> exp.Expr:
         column = self.col(time)
         return exp.and_(
             exp.GTE(this=column, expression=literal(period.start.isoformat())),
             exp.LT(this=column.copy(), expression=literal(period.end.isoformat())),
         )
 
-    def finish(self, select: exp.Select, where: list[exp.Expression]) -> exp.Select:
+    def finish(self, select: exp.Select, where: list[exp.Expr]) -> exp.Select:
         select = select.from_(_table(self.base))
         for table, on in self._joins:
             select = select.join(_table(table), on=on)
@@ -172,7 +184,7 @@ def _table(name: str) -> exp.Table:
     return exp.Table(this=exp.to_identifier(name, quoted=True))
 
 
-def _when(value: exp.Expression, when: exp.Expression | None) -> exp.Expression:
+def _when(value: exp.Expr, when: exp.Expr | None) -> exp.Expr:
     if when is None:
         return value
     return exp.Case(ifs=[exp.If(this=when, true=value)])
@@ -203,14 +215,14 @@ class Query:
     top_series: int | None = None
 
 
-def _where(b: Builder, conds: list[Cond], time: Col | None, period: Period | None) -> list[exp.Expression]:
+def _where(b: Builder, conds: list[Cond], time: Col | None, period: Period | None) -> list[exp.Expr]:
     where = [b.condition(c) for c in conds]
     if time is not None and period is not None:
         where.append(b.period(time, period))
     return where
 
 
-def _period_case(b: Builder, time: Col, periods: list[Period]) -> exp.Expression:
+def _period_case(b: Builder, time: Col, periods: list[Period]) -> exp.Expr:
     return exp.Case(ifs=[exp.If(this=b.period(time, p), true=literal(p.label)) for p in periods])
 
 
@@ -220,7 +232,7 @@ def _periods_span(periods: list[Period]) -> Period:
 
 def aggregate_sql(schema: Schema, dialect: str, q: Query) -> str:
     b = Builder(schema, dialect, q.base)
-    keys: list[exp.Expression] = []
+    keys: list[exp.Expr] = []
     if q.periods and q.time is not None:
         keys.append(_period_case(b, q.time, q.periods))
     elif q.x is not None:
@@ -235,8 +247,19 @@ def aggregate_sql(schema: Schema, dialect: str, q: Query) -> str:
     if span and q.time is not None:
         where.append(b.period(q.time, _periods_span(span)))
     if q.series is not None and q.top_series:
-        top = Query(q.base, q.metrics[:1], q.conds, q.time, q.period, x=q.series, order="value_desc", limit=q.top_series)
-        where.append(exp.In(this=b.col(q.series), query=exp.Subquery(this=_top_subquery(schema, dialect, top))))
+        top = Query(
+            q.base,
+            q.metrics[:1],
+            q.conds,
+            q.time,
+            q.period,
+            x=q.series,
+            order="value_desc",
+            limit=q.top_series,
+        )
+        where.append(
+            exp.In(this=b.col(q.series), query=exp.Subquery(this=_top_subquery(schema, dialect, top)))
+        )
     aliases = [f"k{i}" for i in range(len(keys))]
     select = exp.select(
         *[exp.alias_(k, a, quoted=True) for k, a in zip(keys, aliases, strict=True)],
@@ -244,7 +267,11 @@ def aggregate_sql(schema: Schema, dialect: str, q: Query) -> str:
     )
     select = b.finish(select, where)
     if keys:
-        select = select.group_by(*[exp.column(a, quoted=True) for a in aliases]) if dialect != "postgres" else select.group_by(*keys)
+        select = (
+            select.group_by(*[exp.column(a, quoted=True) for a in aliases])
+            if dialect != "postgres"
+            else select.group_by(*keys)
+        )
         first_metric = exp.column("m0", quoted=True)
         if q.order == "value_desc":
             select = select.order_by(exp.Ordered(this=first_metric, desc=True))
@@ -303,10 +330,15 @@ def points_sql(
     b = Builder(schema, dialect, base)
     select = exp.select(exp.alias_(b.col(x), "x", quoted=True), exp.alias_(b.col(y), "y", quoted=True))
     where = _where(b, conds, time, period)
-    where += [exp.Not(this=exp.Is(this=b.col(x), expression=exp.null())), exp.Not(this=exp.Is(this=b.col(y), expression=exp.null()))]
+    where += [
+        exp.Not(this=exp.Is(this=b.col(x), expression=exp.null())),
+        exp.Not(this=exp.Is(this=b.col(y), expression=exp.null())),
+    ]
     pk = schema.tables[base].primary_key
     if pk and stride > 1 and schema.column(base, pk).integer:
-        where.append(exp.EQ(this=exp.Mod(this=b.col(Col(base, pk)), expression=literal(stride)), expression=literal(0)))
+        where.append(
+            exp.EQ(this=exp.Mod(this=b.col(Col(base, pk)), expression=literal(stride)), expression=literal(0))
+        )
     select = b.finish(select, where)
     if pk:
         select = select.order_by(b.col(Col(base, pk)))
@@ -314,7 +346,14 @@ def points_sql(
 
 
 def correlation_sql(
-    schema: Schema, dialect: str, base: str, x: Col, y: Col, conds: list[Cond], time: Col | None, period: Period | None
+    schema: Schema,
+    dialect: str,
+    base: str,
+    x: Col,
+    y: Col,
+    conds: list[Cond],
+    time: Col | None,
+    period: Period | None,
 ) -> str:
     """The sums Pearson's r needs, over all rows (not just the plotted sample)."""
     b = Builder(schema, dialect, base)
@@ -329,7 +368,10 @@ def correlation_sql(
     ]
     select = exp.select(*[exp.alias_(p, f"s{i}", quoted=True) for i, p in enumerate(parts)])
     where = _where(b, conds, time, period)
-    where += [exp.Not(this=exp.Is(this=cx.copy(), expression=exp.null())), exp.Not(this=exp.Is(this=cy.copy(), expression=exp.null()))]
+    where += [
+        exp.Not(this=exp.Is(this=cx.copy(), expression=exp.null())),
+        exp.Not(this=exp.Is(this=cy.copy(), expression=exp.null())),
+    ]
     return b.finish(select, where).sql(dialect=dialect)
 
 
@@ -350,7 +392,7 @@ def kpi_sql(
     otherwise the figure is over all rows and the periods only give the delta.
     """
     b = Builder(schema, dialect, base)
-    columns: list[exp.Expression] = []
+    columns: list[exp.Expr] = []
     for i, m in enumerate(metrics):
         columns.append(exp.alias_(b.metric(m), f"all{i}", quoted=True))
         if time is not None and current is not None:
@@ -359,29 +401,57 @@ def kpi_sql(
             columns.append(exp.alias_(b.metric(m, b.period(time, previous)), f"prev{i}", quoted=True))
     where = _where(b, conds, None, None)
     if filtered and time is not None and current is not None:
-        where.append(b.period(time, Period(previous.start if previous else current.start, current.end, "", "day")))
+        where.append(
+            b.period(time, Period(previous.start if previous else current.start, current.end, "", "day"))
+        )
     return b.finish(exp.select(*columns), where).sql(dialect=dialect)
 
 
-def bounds_sql(schema: Schema, dialect: str, base: str, col: Col, conds: list[Cond], time: Col | None, period: Period | None) -> str:
+def bounds_sql(
+    schema: Schema,
+    dialect: str,
+    base: str,
+    col: Col,
+    conds: list[Cond],
+    time: Col | None,
+    period: Period | None,
+) -> str:
     b = Builder(schema, dialect, base)
     c = b.col(col)
-    select = exp.select(exp.alias_(exp.Min(this=c), "lo", quoted=True), exp.alias_(exp.Max(this=c.copy()), "hi", quoted=True))
+    select = exp.select(
+        exp.alias_(exp.Min(this=c), "lo", quoted=True), exp.alias_(exp.Max(this=c.copy()), "hi", quoted=True)
+    )
     return b.finish(select, _where(b, conds, time, period)).sql(dialect=dialect)
 
 
 def histogram_sql(
-    schema: Schema, dialect: str, base: str, col: Col, conds: list[Cond], time: Col | None, period: Period | None,
-    low: float, width: float,
+    schema: Schema,
+    dialect: str,
+    base: str,
+    col: Col,
+    conds: list[Cond],
+    time: Col | None,
+    period: Period | None,
+    low: float,
+    width: float,
 ) -> str:
     """Row counts per bin of ``width`` from ``low``; bins are integers, labelled by the caller."""
     b = Builder(schema, dialect, base)
     c = b.col(col)
     index = exp.cast(
-        exp.Div(this=exp.Paren(this=exp.Sub(this=c, expression=literal(float(low)))), expression=literal(float(width))),
+        exp.Div(
+            this=exp.Paren(this=exp.Sub(this=c, expression=literal(float(low)))),
+            expression=literal(float(width)),
+        ),
         exp.DataType.build("int"),
     )
-    select = exp.select(exp.alias_(index, "bin", quoted=True), exp.alias_(exp.Count(this=exp.Star()), "n", quoted=True))
-    where = _where(b, conds, time, period) + [exp.Not(this=exp.Is(this=c.copy(), expression=exp.null()))]
-    select = b.finish(select, where).group_by(exp.column("bin", quoted=True)).order_by(exp.column("bin", quoted=True))
+    select = exp.select(
+        exp.alias_(index, "bin", quoted=True), exp.alias_(exp.Count(this=exp.Star()), "n", quoted=True)
+    )
+    where = [*_where(b, conds, time, period), exp.Not(this=exp.Is(this=c.copy(), expression=exp.null()))]
+    select = (
+        b.finish(select, where)
+        .group_by(exp.column("bin", quoted=True))
+        .order_by(exp.column("bin", quoted=True))
+    )
     return select.sql(dialect=dialect)
