@@ -190,11 +190,6 @@ async def test_cache_hit_has_fresh_ids_and_no_new_call(
     assert second.provider == "bedrock" and second.model_id == MODEL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service.py: the LayoutResult of a cache hit (or a single-flight waiter) carries the cached "
-    "components' ids, not the refreshed ids of the frames stream_layout sent",
-)
 async def test_generate_layout_of_a_cache_hit_has_fresh_ids(
     fake_bedrock: FakeBedrock, service: PlannerService
 ) -> None:
@@ -321,6 +316,8 @@ async def test_twenty_concurrent_identical_requests_make_one_call(
     assert fake_bedrock.calls == 1
     assert all(len(r.components) == 3 and not r.fallback for r in results)
     assert all(r.components[0]["data"]["title"] == "Total revenue" for r in results)
+    first_ids = [r.components[0]["id"] for r in results]
+    assert len(set(first_ids)) == 20  # every dashboard gets its own ids
 
 
 async def test_concurrent_identical_requests_get_their_own_ids(
