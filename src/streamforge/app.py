@@ -9,12 +9,15 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from streamforge.api import chat, meta
+from streamforge.api.access import AccessControl, require_access
 from streamforge.api.errors import install_error_handlers
+from streamforge.api.observability import Metrics, ObservabilityMiddleware
 from streamforge.config import VERSION, Settings
 from streamforge.planner.factory import build_planner_service
 from streamforge.sessions import build_session_store
@@ -41,9 +44,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="StreamForge", version=VERSION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.access = AccessControl(settings)
+    app.state.metrics = metrics = Metrics()
     install_error_handlers(app)
-    app.include_router(chat.router)
+    guarded = [Depends(require_access)]
+    app.include_router(chat.router, dependencies=guarded)
+    app.include_router(meta.sessions_router, dependencies=guarded)
     app.include_router(meta.router)
+
+    @app.get("/metrics", include_in_schema=False, dependencies=guarded)
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    if settings.cors_origins:
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
+            expose_headers=["X-Session-Id", "X-Request-Id"],
+        )
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     async def plotly_bundle() -> FileResponse:

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     port: int = Field(8001, ge=1, le=65535)
     log_level: str = "info"
 
+    # Access: API keys (comma-separated; empty = open), rate limit per key or client, CORS origins
+    api_keys: str | None = None
+    rate_limit: str | None = "100/minute"
+    cors_origins: str | None = None  # comma-separated; unset = CORS off
+    json_logs: bool = True
+
     # Limits shared by every path that produces components
     max_components: int = Field(5, ge=1, le=50)
     max_rows: int = Field(20, ge=1, le=1000)

@@ -21,6 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from streamforge import patterns, protocol
 from streamforge.api.errors import APIError
+from streamforge.api.observability import Metrics
 from streamforge.components import Limits
 from streamforge.config import Settings
 from streamforge.planner.service import LayoutResult, PlannerService
@@ -95,7 +96,9 @@ class ChatStream:
         store: SessionStore,
         planner: PlannerService,
         settings: Settings,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.message = message
         self.session = session
         self.store = store
@@ -117,6 +120,7 @@ class ChatStream:
                 async for event in self.planner.stream_layout(self.message):
                     if isinstance(event, LayoutResult):
                         provider, from_cache = event.provider, event.from_cache
+                        self._count(event)
                     else:
                         sent[event["id"]] = event
                         yield event
@@ -136,6 +140,17 @@ class ChatStream:
             processing_time_ms=(time.perf_counter() - started) * 1000,
             route=self.route,
         )
+
+    def _count(self, result: LayoutResult) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.plans.labels(result.provider, str(result.from_cache).lower()).inc()
+        if result.from_cache:
+            self.metrics.cache_hits.inc()
+        if result.errors:
+            self.metrics.provider_errors.inc(len(result.errors))
+        for component in result.components:
+            self.metrics.components.labels(component.get("type", "?")).inc()
 
     async def _record(self, sent: dict[str, protocol.Frame]) -> None:
         self.session.turns.append(Turn(self.message, self.route, list(sent)))
@@ -198,6 +213,19 @@ async def chat(request: Request) -> Response:
             raise APIError(404, "unknown_session", "no such session; omit session_id to start a new one")
         session = found
     stream = ChatStream(
-        message=chat_request.message, session=session, store=store, planner=state.planner, settings=settings
+        message=chat_request.message,
+        session=session,
+        store=store,
+        planner=state.planner,
+        settings=settings,
+        metrics=state.metrics,
     )
     return _respond(stream, protocol.negotiate(request.headers.get("accept")), session.id)
+
+
+@router.api_route("/chat", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def chat_wrong_method(request: Request) -> Response:
+    """Say 405 in JSON, rather than letting the web page's catch-all mount answer 404."""
+    raise APIError(
+        405, "method_not_allowed", f"use POST /chat, not {request.method}", headers={"Allow": "POST"}
+    )

@@ -12,6 +12,7 @@ from streamforge.config import VERSION
 from streamforge.sessions import SessionStore
 
 router = APIRouter()
+sessions_router = APIRouter()
 
 
 @router.get("/healthz")
@@ -24,7 +25,7 @@ def _store(request: Request) -> SessionStore:
     return store
 
 
-@router.get("/sessions/{session_id}")
+@sessions_router.get("/sessions/{session_id}")
 async def get_session(session_id: str, request: Request) -> dict[str, Any]:
     session = await _store(request).get(session_id, getattr(request.state, "owner", None))
     if session is None:
@@ -32,7 +33,7 @@ async def get_session(session_id: str, request: Request) -> dict[str, Any]:
     return session.to_json()
 
 
-@router.delete("/sessions/{session_id}", status_code=204, response_class=Response)
+@sessions_router.delete("/sessions/{session_id}", status_code=204, response_class=Response)
 async def delete_session(session_id: str, request: Request) -> Response:
     if not await _store(request).delete(session_id, getattr(request.state, "owner", None)):
         raise APIError(404, "unknown_session", "no such session")

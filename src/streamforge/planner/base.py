@@ -19,4 +19,6 @@ class Planner(Protocol):
 
     async def plan(self, message: str, context: dict[str, Any] | None = None) -> list[RawComponent]: ...
 
-    async def aclose(self) -> None: ...
+
+# A planner may also have ``plan_stream(message, context)`` (an async iterator of components, used
+# when present) and ``aclose()`` (called at shutdown when present).

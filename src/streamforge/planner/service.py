@@ -329,8 +329,11 @@ class PlannerService:
 
     async def aclose(self) -> None:
         for planner in self.planners:
+            closer = getattr(planner, "aclose", None)
+            if closer is None:
+                continue
             try:
-                await planner.aclose()
+                await closer()
             except Exception:
                 log.exception("closing planner %s failed", planner.name)
         await self.cache.aclose()
