@@ -256,6 +256,14 @@ def _label(table: TableInfo) -> str | None:
     return None
 
 
+def _abbreviates(short: str, long: str) -> bool:
+    """``dept`` abbreviates ``department``, ``cust`` ``customer``: same first letter, letters in order."""
+    if len(short) < 3 or short[0] != long[:1]:
+        return False
+    rest = iter(long)
+    return all(ch in rest for ch in short)
+
+
 def _infer_foreign_keys(tables: dict[str, TableInfo], declared: list[ForeignKey]) -> list[ForeignKey]:
     """Foreign keys by name, for databases (and CSV folders) that declare none."""
     known = {(fk.table, fk.column) for fk in declared}
@@ -275,8 +283,8 @@ def _infer_foreign_keys(tables: dict[str, TableInfo], declared: list[ForeignKey]
                 other_stem = "_".join(other_words)
                 pk_name = other.primary_key.lower()
                 same_key = pk_name == col.name.lower() and pk_name != "id"
-                by_table = stem in (other_stem, "_".join(split_words(other.name))) or (
-                    len(stem) >= 3 and other_stem.startswith(stem)
+                by_table = stem in (other_stem, "_".join(split_words(other.name))) or _abbreviates(
+                    stem, other_stem
                 )
                 if same_key or by_table:
                     inferred.append(ForeignKey(table.name, col.name, other.name, other.primary_key, False))

@@ -636,31 +636,31 @@ def breakdown(
         if series is not None and (ctx.column(series).distinct or 99) > _MAX_SERIES
         else None,
     )
-    title = title or f"{metric_title(metric)} by {humanize(x.name).lower()}" + (
+    title = title or f"{metric_title(metric)} by {_x_name(ctx, x)}" + (
         f" and {humanize(series.name).lower()}" if series else ""
     )
     return [_agg_piece(ctx, q, shape, title, ctx.describe(note), card_top=card_top)]
 
 
+def _x_name(ctx: _Ctx, x: Col) -> str:
+    """How a title names a grouping: "department" for departments.name, else the column's words."""
+    table = ctx.table(x.table)
+    if table.label == x.name and x.table != ctx.base:
+        return " ".join(table.words)
+    return humanize(x.name).lower()
+
+
 def ranking(ctx: _Ctx) -> list[Piece]:
     info = ctx.req.info
-    x = (
-        ctx.req.dims[0]
-        if ctx.req.dims
-        else (
-            Col(ctx.req.entity, ctx.table(ctx.req.entity).label or "")
-            if ctx.req.entity and ctx.req.entity != ctx.base and ctx.table(ctx.req.entity).label
-            else None
-        )
-        or _entity_label(ctx)
-        or best_dimension(ctx)
-    )
+    entity = ctx.req.entity
+    named = Col(entity, ctx.table(entity).label or "") if entity and ctx.table(entity).label else None
+    x = (ctx.req.dims[0] if ctx.req.dims else None) or named or _entity_label(ctx) or best_dimension(ctx)
     if x is None:
         return records(ctx)
     n = min(info.top_n or _DEFAULT_TOP, ctx.limits.max_points)
     word = "Top" if info.descending is not False else "Bottom"
     title = f"{word} {n} {humanize(x.name).lower()} by {metric_title(ctx.req.metric).lower()}"
-    if x.name in ("name", "title", "label"):
+    if ctx.table(x.table).label == x.name:
         title = f"{word} {n} {ctx.table(x.table).name} by {metric_title(ctx.req.metric).lower()}"
     order = "value_desc" if info.descending is not False else "value_asc"
     return breakdown(

@@ -305,6 +305,11 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         else:
             metric = Metric(table.name, None, "count", label=humanize(table.name))
         entity = table.name
+    if metric is None and values and not dims:
+        owners = [schema.tables[t.table] for t in values[0].targets if t.kind == "value"]
+        metric = default_metric(max(owners, key=lambda t: t.row_count)) if owners else None
+        entity = metric.table if metric else None
+        metric_named = False
     if metric is None and dims:
         owners = [schema.tables[t.table] for t in dims[0][0].targets if t.column]
         metric = default_metric(max(owners, key=lambda t: t.row_count)) if owners else None
@@ -325,6 +330,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     for m, group in tables:
         table = schema.tables[m.targets[0].table]
         if table.name == base or (not group and entity == table.name):
+            entity = entity or table.name
             continue
         if group or from_measure:
             label = table.label or table.primary_key
