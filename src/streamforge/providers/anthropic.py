@@ -72,7 +72,7 @@ class AnthropicProvider:
 
     def __init__(self, settings: Settings, *, api_key: str | None = None) -> None:
         self.model_id: str = resolve_model(settings.model_id)
-        self._base_url: str | None = getattr(settings, "anthropic_base_url", None)
+        self._base_url = settings.anthropic_base_url
         self._api_key = api_key
         self._timeout = settings.provider_timeout
         self._client: AsyncAnthropic | None = None

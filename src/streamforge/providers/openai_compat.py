@@ -76,8 +76,8 @@ class OpenAICompatProvider:
 
     def __init__(self, settings: Settings, *, api_key: str | None = None) -> None:
         self.model_id: str = resolve_model(settings.model_id)
-        self._base_url: str | None = getattr(settings, "openai_base_url", None)
-        self._structured: bool = bool(getattr(settings, "openai_structured", False))
+        self._base_url = settings.openai_base_url
+        self._structured = settings.openai_structured
         self._api_key = api_key
         self._timeout = settings.provider_timeout
         self._client: AsyncOpenAI | None = None
