@@ -856,7 +856,10 @@ def compose(req: Request, schema: Schema, dialect: str, limits: Limits) -> list[
     if req.entity and not req.metric_named:
         return records(ctx)
     if req.entity == req.metric.table and req.metric.column is None:
-        return [*figure(ctx), *records(ctx)]
+        # "show me products" wants the rows; "orders in Europe last month" wants the figure first.
+        if req.conds or req.periods:
+            return [*figure(ctx), *records(ctx)]
+        return [*records(ctx), *figure(ctx)]
     if (req.matched or not req.unmatched) and req.metric_named:
         return [*figure(ctx), *trend(ctx)] if req.time is not None else figure(ctx)
     return overview(ctx)

@@ -73,7 +73,7 @@ def _unmatched_note(req: Request, components: list[dict[str, Any]]) -> dict[str,
         return None
     if req.matched and not _grouped_unknown(req):
         return None
-    words = ", ".join(f"“{w}”" for w in req.unmatched[:5])
+    words = ", ".join(f"“{w[:40]}”" for w in req.unmatched[:5])
     shown = next((c["data"].get("title") for c in components if c.get("data")), None)
     answer = f" Showing {shown} instead." if shown else ""
     return render.note(
