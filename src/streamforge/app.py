@@ -79,3 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if (STATIC_DIR / "index.html").exists():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of each worker process of ``streamforge serve --workers N`` (settings from the environment)."""
+    return create_app(Settings())

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from streamforge.api.observability import configure_logging
 from streamforge.config import VERSION, Settings
 
 app = typer.Typer(
@@ -37,9 +38,7 @@ def _settings(
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(level, json_logs=False)
 
 
 ProviderOpt = Annotated[
@@ -56,6 +55,9 @@ def serve(
     provider: ProviderOpt = None,
     database: DatabaseOpt = None,
     model: ModelOpt = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (share state via Redis/PostgreSQL).")
+    ] = 1,
 ) -> None:
     """Run the HTTP service."""
     import uvicorn
@@ -63,8 +65,31 @@ def serve(
     from streamforge.app import create_app
 
     settings = _settings(provider=provider, database=database, model=model, host=host, port=port)
-    _logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    configure_logging(settings.log_level, settings.json_logs)
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            log_config=None,
+        )
+        return
+    # Each worker builds its own app from the environment, so the flags travel as variables.
+    for name, value in {"PROVIDER": provider, "DATABASE_URL": database, "MODEL_ID": model}.items():
+        if value:
+            os.environ[f"STREAMFORGE_{name}"] = value
+    if provider:
+        os.environ.pop("STREAMFORGE_PROVIDERS", None)
+    uvicorn.run(
+        "streamforge.app:create_app_from_env",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+    )
 
 
 async def _plan_lines(settings: Settings, messages: list[str]) -> None:

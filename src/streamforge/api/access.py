@@ -34,7 +34,7 @@ class AccessControl:
         self._limit: RateLimitItem | None = parse(settings.rate_limit) if settings.rate_limit else None
         storage: Storage
         if settings.cache_url.startswith(("redis://", "rediss://")):
-            storage = RedisStorage("async+" + settings.cache_url)
+            storage = RedisStorage("async+" + settings.cache_url, implementation="redispy")
         else:
             storage = MemoryStorage()
         self._storage = storage

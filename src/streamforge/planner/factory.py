@@ -10,11 +10,12 @@ from streamforge.config import Settings
 from streamforge.planner.base import Planner
 from streamforge.planner.cache import build_cache
 from streamforge.planner.service import PlannerService
+from streamforge.providers.base import Provider
 
 if TYPE_CHECKING:
     from streamforge.data.source import DataSource
 
-KNOWN_PROVIDERS = ("offline", "bedrock")
+KNOWN_PROVIDERS = ("offline", "bedrock", "anthropic", "openai")
 
 
 class ConfigError(ValueError):
@@ -27,12 +28,24 @@ def _planner(name: str, settings: Settings, limits: Limits, source: DataSource |
 
         assert source is not None
         return OfflinePlanner(source, limits)
+    from streamforge.planner.llm import LLMPlanner
+
+    provider: Provider
     if name == "bedrock":
-        from streamforge.planner.llm import LLMPlanner
         from streamforge.providers.bedrock import BedrockProvider
 
-        return LLMPlanner(BedrockProvider(settings), settings, limits, source if settings.llm_data else None)
-    raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(KNOWN_PROVIDERS)}")
+        provider = BedrockProvider(settings)
+    elif name == "anthropic":
+        from streamforge.providers.anthropic import AnthropicProvider
+
+        provider = AnthropicProvider(settings)
+    elif name == "openai":
+        from streamforge.providers.openai_compat import OpenAICompatProvider
+
+        provider = OpenAICompatProvider(settings)
+    else:
+        raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(KNOWN_PROVIDERS)}")
+    return LLMPlanner(provider, settings, limits, source if settings.llm_data else None)
 
 
 def _open_source(settings: Settings) -> DataSource:
