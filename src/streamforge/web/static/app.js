@@ -129,11 +129,14 @@ function createArticle(frame) {
 function renderCard(body, data) {
   body.replaceChildren();
   const value = h("p", "card__value");
-  value.append(h("span", "card__number", formatValue(data.value)));
+  const kind = typeof data.value === "number" ? "card__number" : "card__number card__number--text";
+  value.append(h("span", kind, formatValue(data.value)));
   if (data.unit) value.append(h("span", "card__unit", data.unit));
   body.append(value);
   if (data.delta) {
-    const trend = /^\s*[-−]/.test(data.delta) ? "down" : /^\s*\+/.test(data.delta) ? "up" : "flat";
+    // The first signed number decides the colour: "+4.2%", or "2025-12: -1.3% vs 2025-11".
+    const sign = (data.delta.match(/(?:^|\s|\()([+\-−])\d/) || [])[1];
+    const trend = sign === "+" ? "up" : sign ? "down" : "flat";
     const delta = h("p", `card__delta card__delta--${trend}`, data.delta);
     delta.setAttribute("aria-label", `Change: ${data.delta}`);
     body.append(delta);
