@@ -53,9 +53,8 @@ def test_content_matches_the_issue(sample_path: Path) -> None:
         assert by_year["2025"] > by_year["2024"] * 1.2
         q = dict(
             conn.execute(
-                "SELECT substr(order_date, 1, 4) || '-' || ((CAST(substr(order_date, 6, 2) AS INT) + 2) / 3), "
-                "SUM(revenue) "
-                "FROM orders GROUP BY 1"
+                "SELECT substr(order_date, 1, 4) || '-' || "
+                "((CAST(substr(order_date, 6, 2) AS INT) + 2) / 3), SUM(revenue) FROM orders GROUP BY 1"
             ).fetchall()
         )
         assert q["2024-4"] > q["2024-3"] and q["2025-4"] > q["2025-3"]
