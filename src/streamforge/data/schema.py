@@ -296,7 +296,6 @@ def introspect(
     raw_tables: Sequence[RawTable],
     execute: Execute,
     quote: Quote,
-    declared_fk_columns: bool = True,
 ) -> Schema:
     """Classify every column of ``raw_tables`` using samples fetched with ``execute``.
 
@@ -309,7 +308,7 @@ def introspect(
         q_table = quote(raw.name)
         columns, rows = execute(f"SELECT * FROM {q_table} LIMIT {_SAMPLE_ROWS}")
         index = {name: i for i, name in enumerate(columns)}
-        fk_columns = {c for c, _, _ in raw.foreign_keys} if declared_fk_columns else set()
+        fk_columns = {c for c, _, _ in raw.foreign_keys}
         infos: dict[str, ColumnInfo] = {}
         for rc in raw.columns:
             i = index.get(rc.name)

@@ -218,9 +218,8 @@ def _agg_piece(
     metric = q.metrics[0]
     x_name = q.x.name if q.x else (q.time.name if q.time and q.periods else None)
     group = q.series.name if q.series else (q.time.name if q.time and q.series_periods else None)
-    grain = q.grain if q.x is not None and q.grain else ("quarter" if q.periods or q.series_periods else None)
-    if q.periods or q.series_periods:
-        grain = (q.periods or q.series_periods or [Period(date.min, date.min, "", "day")])[0].grain
+    compared = q.periods or q.series_periods
+    grain = compared[0].grain if compared else q.grain
     period = q.period
     flt = render.filters(q.conds, q.time, period)
     span = q.periods or q.series_periods

@@ -19,6 +19,7 @@ from streamforge.offline.lexicon import (
     CHART_WORDS,
     GENERIC_CHART_WORDS,
     GRAIN_WORDS,
+    NUMBER_WORDS,
     SINGLE_CUES,
     SUPERLATIVE_ASC,
     SUPERLATIVE_DESC,
@@ -176,8 +177,6 @@ class IntentInfo:
 
 
 def _top_n(text: str) -> int | None:
-    from streamforge.offline.lexicon import NUMBER_WORDS
-
     for m in _TOP_N.finditer(text):
         raw = m.group(1) or m.group(2)
         n = int(raw) if raw.isdigit() else NUMBER_WORDS.get(raw)

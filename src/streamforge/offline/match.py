@@ -15,6 +15,7 @@ known word matches at a lower score and is reported, so the answer can say how i
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +58,6 @@ class Mention:
     targets: list[Target]
     fuzzy: bool = False
     weak: bool = False  # made only of function words ("total", "number"): used only when nothing else is
-
-    def best(self, kind: str) -> list[Target]:
-        return [t for t in self.targets if t.kind == kind]
 
 
 @dataclass
@@ -126,8 +124,9 @@ class Vocabulary:
                         vocab.add(v_words, Target(table.name, col.name, value, weak=weak), 0.95)
         return vocab
 
-    @property
+    @functools.cached_property
     def single_words(self) -> list[str]:
+        """Known one-word phrases, the candidates for typo matching (built once: the vocabulary is fixed)."""
         return [p[0] for p in self.phrases if len(p) == 1 and len(p[0]) >= 4]
 
 
