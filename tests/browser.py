@@ -20,6 +20,9 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright
 
+# Read at import, like conftest.py does: an autouse fixture removes STREAMFORGE_* variables during tests.
+REQUIRE_SERVICES = os.environ.get("STREAMFORGE_REQUIRE_SERVICES") == "1"
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
