@@ -35,7 +35,8 @@ def is_session_id(value: str) -> bool:
 class Turn:
     message: str
     route: Route
-    component_ids: list[str]
+    component_ids: list[str]  # sent (new or replaced) in this turn
+    removed_ids: list[str] = field(default_factory=list)
     at: float = field(default_factory=time.time)
 
 
@@ -69,7 +70,13 @@ class Session:
             "session_id": self.id,
             "created_at": self.created_at,
             "messages": [
-                {"message": t.message, "route": t.route, "component_ids": t.component_ids, "at": t.at}
+                {
+                    "message": t.message,
+                    "route": t.route,
+                    "component_ids": t.component_ids,
+                    "removed_ids": t.removed_ids,
+                    "at": t.at,
+                }
                 for t in self.turns
             ],
             "components": list(self.components.values()),

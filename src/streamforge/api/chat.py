@@ -110,6 +110,7 @@ class ChatStream:
         started = time.perf_counter()
         provider, from_cache = "pattern", False
         sent: dict[str, protocol.Frame] = {}
+        removed: list[str] = []
         try:
             if self.route == "pattern":
                 limits = Limits.from_settings(self.settings)
@@ -117,10 +118,13 @@ class ChatStream:
                     sent[frame["id"]] = frame
                     yield frame
             else:
-                async for event in self.planner.stream_layout(self.message):
+                async for event in self.planner.stream_layout(self.message, self._context()):
                     if isinstance(event, LayoutResult):
                         provider, from_cache = event.provider, event.from_cache
                         self._count(event)
+                    elif event.get("type") == "remove":
+                        removed.append(event["id"])
+                        yield event
                     else:
                         sent[event["id"]] = event
                         yield event
@@ -132,7 +136,7 @@ class ChatStream:
                 "internal_error", "Something went wrong while answering; please try again."
             )
         finally:
-            await self._record(sent)
+            await self._record(sent, removed)
         yield protocol.end_frame(
             session_id=self.session.id,
             provider=provider,
@@ -152,13 +156,40 @@ class ChatStream:
         for component in result.components:
             self.metrics.components.labels(component.get("type", "?")).inc()
 
-    async def _record(self, sent: dict[str, protocol.Frame]) -> None:
-        self.session.turns.append(Turn(self.message, self.route, list(sent)))
-        self.session.components.update(sent)
+    def _context(self) -> dict[str, Any] | None:
+        """What the planner needs for a follow-up: the components on screen and the recent turns."""
+        live = self.session.components
+        if not live:
+            return None
+        history = [
+            {"message": t.message, "components": [_summary(live[c]) for c in t.component_ids if c in live]}
+            for t in self.session.turns[-5:]
+        ]
+        return {"previous": list(live.values())[-10:], "history": history}
+
+    async def _record(self, sent: dict[str, protocol.Frame], removed: list[str]) -> None:
+        """The session's dashboard after this turn: replaced components move to the end, removed go."""
+        self.session.turns.append(Turn(self.message, self.route, list(sent), removed))
+        for cid in removed:
+            self.session.components.pop(cid, None)
+        for cid, frame in sent.items():
+            self.session.components.pop(cid, None)
+            self.session.components[cid] = frame
         try:
             await self.store.save(self.session)
         except Exception:
             log.exception("saving session %s failed", self.session.id)
+
+
+def _summary(frame: protocol.Frame) -> str:
+    """One line an LLM can act on: the id to reuse, what the component is, where its data came from."""
+    data = frame.get("data", {})
+    kind = frame.get("type", "?")
+    if kind == "ChartComponent":
+        kind = f"{data.get('chart_type')} chart"
+    source = data.get("source") or {}
+    where = f" from {source.get('table')}: x={source.get('x')}, y={source.get('y')}" if source else ""
+    return f'id={frame.get("id")} {kind} "{data.get("title") or ""}"{where}'
 
 
 def _respond(stream: ChatStream, fmt: protocol.Format, session_id: str) -> Response:

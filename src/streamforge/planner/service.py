@@ -38,10 +38,11 @@ class LayoutResult(BaseModel):
     provider: str
     fallback: bool = False
     errors: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)  # ids of earlier components taken away
 
 
 LayoutEvent = dict[str, Any] | LayoutResult
-"""What ``stream_layout`` yields: component frames, then one ``LayoutResult`` (its summary) last."""
+"""What ``stream_layout`` yields: component (and ``remove``) frames, then one ``LayoutResult`` last."""
 
 
 def _plain_reason(planner: str, exc: BaseException) -> str:
@@ -101,6 +102,16 @@ async def _components_of(
         yield raw
 
 
+def _previous_ids(context: dict[str, Any] | None) -> set[str]:
+    """Ids of the components a follow-up may replace or remove (those of the session's last answer)."""
+    previous = (context or {}).get("previous") or []
+    return {c["id"] for c in previous if isinstance(c, dict) and isinstance(c.get("id"), str)}
+
+
+def _is_removal(raw: object, previous: set[str]) -> bool:
+    return isinstance(raw, dict) and raw.get("type") == "remove" and raw.get("id") in previous
+
+
 class _Planned:
     """The end of ``_plan``: the plan record, as it goes to the cache."""
 
@@ -158,6 +169,15 @@ class PlannerService:
         self, message: str, context: dict[str, Any] | None = None
     ) -> AsyncIterator[LayoutEvent]:
         started = time.perf_counter()
+        if _previous_ids(context):
+            # A follow-up re-plans what one session has on screen, keeping its component ids: it is
+            # neither shared with other requests nor served again from the cache.
+            async for step in self._plan(message, context):
+                if isinstance(step, _Planned):
+                    yield self._result(step.plan, started, from_cache=False)
+                else:
+                    yield step
+            return
         key = self._key(message, context)
         try:
             cached = await self.cache.get(key)
@@ -245,6 +265,7 @@ class PlannerService:
             provider=plan["provider"],
             fallback=plan.get("fallback", False),
             errors=plan.get("errors", []),
+            removed=plan.get("removed", []),
         )
 
     async def _plan(
@@ -258,6 +279,8 @@ class PlannerService:
         errors: list[str] = []
         sent: list[dict[str, Any]] = []
         answered: list[Planner] = []
+        previous = _previous_ids(context)
+        removed: set[str] = set()
         for planner, breaker in zip(self.planners, self.breakers, strict=True):
             if len(sent) >= self.limits.max_components:
                 break
@@ -267,6 +290,16 @@ class PlannerService:
             before = len(sent)
             try:
                 async for raw in _components_of(planner, message, context):
+                    if _is_removal(raw, previous):
+                        if raw["id"] not in removed:
+                            removed.add(raw["id"])
+                            yield {"type": "remove", "id": raw["id"]}
+                        continue
+                    keeps_id = isinstance(raw, dict) and raw.get("id") in previous
+                    if isinstance(raw, dict) and "id" in raw and (not keeps_id or raw["id"] in removed):
+                        raw = {k: v for k, v in raw.items() if k != "id"}  # only on-screen ids are reused
+                    if keeps_id and any(f["id"] == raw.get("id") for f in sent):
+                        raw = {k: v for k, v in raw.items() if k != "id"}  # one id, one component
                     component = validate_component(raw, self.limits)
                     if component is None:
                         continue
@@ -290,20 +323,21 @@ class PlannerService:
                 if len(sent) > before:
                     answered.append(planner)
                 continue
-            if len(sent) > before:
+            if len(sent) > before or removed:
                 breaker.record_success()
                 answered.append(planner)
                 break
             breaker.record_failure()
             log.warning("planner %s answered with no valid component", planner.name)
             errors.append(f"the {planner.name} planner gave no usable components")
-        if sent:
+        if sent or removed:
             yield _Planned(
                 {
                     "components": sent,
                     "model_id": ",".join(p.model_id for p in answered),
                     "provider": "+".join(p.name for p in answered),
                     "errors": errors,
+                    "removed": sorted(removed),
                 }
             )
             return
