@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from streamforge.components import Limits
@@ -65,6 +66,38 @@ class OfflinePlanner:
         if note is not None:
             components = [*components[: limit - 1], note]
         return components[:limit]
+
+    async def candidates(
+        self, message: str, context: dict[str, Any] | None = None, n: int = 8
+    ) -> list[dict[str, Any]]:
+        """Up to ``n`` grounded components that could answer ``message``, for a model to choose from.
+
+        The plan's own components come first (the rules' best guess, in order), then an overview of
+        the same figure (cards, trend, breakdown, top rows), without repeating a query. Each carries
+        its real data and ``data.source``. ``context`` is accepted for symmetry with :meth:`plan`.
+        """
+        if self._vocabulary is None:
+            await self.prepare()
+        req = self.understand(message)
+        wide = replace(req, info=replace(req.info, overview=True, intent="none"))
+        pieces = [
+            *compose(req, self.source.schema, self.source.dialect, self.limits),
+            *compose(wide, self.source.schema, self.source.dialect, self.limits),
+        ]
+        results = await asyncio.gather(*(piece(self.source.run) for piece in pieces))
+        seen: set[tuple[object, ...]] = set()
+        out: list[dict[str, Any]] = []
+        for component in (c for group in results for c in group):
+            data = component.get("data") or {}
+            source = data.get("source") or {}
+            keys = {
+                (component.get("type"), data.get("chart_type"), data.get("title")),
+                (component.get("type"), data.get("chart_type"), source.get("sql")),
+            }
+            if not keys & seen:
+                seen |= keys
+                out.append(component)
+        return out[:n]
 
 
 def _unmatched_note(req: Request, components: list[dict[str, Any]]) -> dict[str, Any] | None:
