@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(1024, ge=1)
     provider_timeout: float = Field(30.0, gt=0.0)
     stream_total_timeout: float = Field(120.0, gt=0.0)  # bounds an answer that never ends
+    # Bounds an answer that is far too long (a runaway model, a broken proxy): about 25,000 tokens, six
+    # times what the default max_tokens lets a model write. Raise it together with max_tokens.
+    max_answer_chars: int = Field(100_000, ge=1000)
     llm_stream: bool = True  # stream LLM answers token by token when the provider can
     offline_last_resort: bool = True  # the offline planner ends every chain, before fallback cards
     llm_data: bool = True  # LLM planners get the schema and answer with SQL we run
