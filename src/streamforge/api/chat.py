@@ -136,7 +136,8 @@ class ChatStream:
                 "internal_error", "Something went wrong while answering; please try again."
             )
         finally:
-            await self._record(sent, removed)
+            # Shielded: a client that goes away mid-answer must not cost the session its turn.
+            await asyncio.shield(self._record(sent, removed))
         yield protocol.end_frame(
             session_id=self.session.id,
             provider=provider,
