@@ -28,6 +28,7 @@ and the SDK's errors to :class:`TransientProviderError` (worth retrying) or
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -174,6 +175,12 @@ class AnthropicProvider:
         if _is_transport_error(exc) or isinstance(exc, TimeoutError | ConnectionError):
             # A body cut off mid-stream surfaces as the HTTP library's own error, unwrapped by the SDK.
             return TransientProviderError(f"Anthropic connection failed: {exc!r}", provider=self.name)
+        if isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+            # A 200 whose body (or a stream event) is not UTF-8 JSON: the SDK lets the decoder's error
+            # through. A garbled reply is a transport accident more often than a contract change.
+            return TransientProviderError(
+                f"Anthropic returned a body that is not JSON ({type(exc).__name__})", provider=self.name
+            )
         if isinstance(exc, anthropic.AnthropicError | TypeError):
             # Missing credentials (the SDK raises TypeError for them in some versions), a response that
             # does not parse: configuration or contract problems that another attempt would repeat.

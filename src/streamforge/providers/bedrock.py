@@ -25,15 +25,14 @@ from typing import Any
 
 import aioboto3
 from botocore.config import Config
+from botocore.eventstream import ParserError as EventStreamParserError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
-    ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from streamforge.config import Settings
 from streamforge.providers.base import (
@@ -224,11 +223,13 @@ class BedrockProvider:
             return PermanentProviderError(text, provider=self.name, status=status)
         if isinstance(exc, NoCredentialsError):
             return PermanentProviderError(f"no AWS credentials found: {exc}", provider=self.name)
-        if isinstance(
-            exc,
-            ReadTimeoutError | ConnectTimeoutError | EndpointConnectionError | ConnectionClosedError,
-        ):
+        if isinstance(exc, HTTPClientError | BotoConnectionError):
+            # Timeouts, refused or dropped connections, and a reply that is not HTTP at all (botocore
+            # wraps the transport's own error in HTTPClientError): the network's fault, not ours.
             return TransientProviderError(f"Bedrock unreachable: {exc}", provider=self.name)
+        if isinstance(exc, EventStreamParserError):
+            # A garbled event stream (bad checksum or lengths): a transport accident, like a cut body.
+            return TransientProviderError(f"Bedrock stream garbled: {exc}", provider=self.name)
         if isinstance(exc, TimeoutError | ConnectionError | OSError):
             return TransientProviderError(f"Bedrock connection failed: {exc!r}", provider=self.name)
         if type(exc).__module__.startswith("aiohttp"):

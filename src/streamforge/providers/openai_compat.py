@@ -28,6 +28,7 @@ text, and the SDK's errors to :class:`TransientProviderError` (worth retrying) o
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -204,6 +205,12 @@ class OpenAICompatProvider:
         if _is_transport_error(exc) or isinstance(exc, TimeoutError | ConnectionError):
             # A body cut off mid-stream surfaces as the HTTP library's own error, unwrapped by the SDK.
             return TransientProviderError(f"OpenAI connection failed: {exc!r}", provider=self.name)
+        if isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+            # A 200 whose body (or a stream event) is not UTF-8 JSON: the SDK lets the decoder's error
+            # through. A garbled reply is a transport accident more often than a contract change.
+            return TransientProviderError(
+                f"OpenAI returned a body that is not JSON ({type(exc).__name__})", provider=self.name
+            )
         if isinstance(exc, openai.OpenAIError):
             # Missing credentials and other client-side configuration problems.
             return PermanentProviderError(f"OpenAI client error: {exc}", provider=self.name)
