@@ -44,7 +44,22 @@ from streamforge.offline.sqlbuild import (
     rows_sql,
 )
 
-__all__ = ["Piece", "compose"]
+__all__ = [
+    "Ctx",
+    "Piece",
+    "breakdown",
+    "compose",
+    "figure",
+    "histogram_piece",
+    "kpi_piece",
+    "metric_title",
+    "metrics_title",
+    "ranking_title",
+    "records",
+    "scatter_piece",
+    "share_title",
+    "trend",
+]
 
 Run = Callable[[str], Awaitable[Any]]  # DataSource.run
 Piece = Callable[[Run], Awaitable[list[dict[str, Any]]]]
@@ -58,7 +73,7 @@ _AGG_TITLE = {"sum": "Total", "avg": "Average", "min": "Minimum", "max": "Maximu
 
 
 @dataclass
-class _Ctx:
+class Ctx:
     schema: Schema
     dialect: str
     limits: Limits
@@ -101,6 +116,14 @@ class _Ctx:
         return " ".join(parts) or f"From {self.base}."
 
 
+def metrics_title(metrics: list[Metric]) -> str:
+    """ "Total revenue", or "Total revenue and orders" when follow-ups added figures."""
+    first, *rest = metrics
+    return ", ".join([metric_title(first), *(metric_title(m).lower() for m in rest[:-1])]) + (
+        f" and {metric_title(rest[-1]).lower()}" if rest else ""
+    )
+
+
 def metric_title(metric: Metric) -> str:
     name = metric_label(metric)
     if metric.aggregate == "count":
@@ -111,7 +134,7 @@ def metric_title(metric: Metric) -> str:
 # ---------------------------------------------------------------- grains and dimensions
 
 
-def _span(ctx: _Ctx, period: Period | None) -> tuple[date, date] | None:
+def _span(ctx: Ctx, period: Period | None) -> tuple[date, date] | None:
     time = ctx.req.time
     if time is None:
         return None
@@ -129,7 +152,7 @@ def _count(grain: str, start: date, end: date) -> int:
     return len(render.bucket_labels(grain, start, end))
 
 
-def choose_grain(ctx: _Ctx, period: Period | None) -> tuple[str, Period | None]:
+def choose_grain(ctx: Ctx, period: Period | None) -> tuple[str, Period | None]:
     """The time grain for a chart, and a narrower period when an explicit grain cannot fit."""
     span = _span(ctx, period)
     max_points = ctx.limits.max_points
@@ -159,7 +182,7 @@ def choose_grain(ctx: _Ctx, period: Period | None) -> tuple[str, Period | None]:
     return "year", None
 
 
-def best_dimension(ctx: _Ctx, exclude: set[Col] | None = None) -> Col | None:
+def best_dimension(ctx: Ctx, exclude: set[Col] | None = None) -> Col | None:
     """A dimension worth a breakdown: few groups, in the figure's table or one it points to."""
     exclude = exclude or set()
     scored: list[tuple[float, Col]] = []
@@ -191,7 +214,7 @@ def best_dimension(ctx: _Ctx, exclude: set[Col] | None = None) -> Col | None:
     return scored[0][1] if scored else None
 
 
-def _entity_label(ctx: _Ctx) -> Col | None:
+def _entity_label(ctx: Ctx) -> Col | None:
     """The name column of a table the figure's rows point to (orders -> products.name)."""
     for fk in ctx.schema.foreign_keys:
         if fk.table == ctx.base:
@@ -204,8 +227,8 @@ def _entity_label(ctx: _Ctx) -> Col | None:
 # ---------------------------------------------------------------- pieces
 
 
-def _agg_piece(
-    ctx: _Ctx,
+def agg_piece(
+    ctx: Ctx,
     q: Query,
     shape: str,
     title: str,
@@ -216,6 +239,7 @@ def _agg_piece(
     """One aggregate query rendered as a chart (``shape`` a chart type) or a table (``shape`` "table")."""
     sql = aggregate_sql(ctx.schema, ctx.dialect, q)
     metric = q.metrics[0]
+    metrics = q.metrics
     x_name = q.x.name if q.x else (q.time.name if q.time and q.periods else None)
     group = q.series.name if q.series else (q.time.name if q.time and q.series_periods else None)
     compared = q.periods or q.series_periods
@@ -227,16 +251,20 @@ def _agg_piece(
         flt += render.filters(
             [], q.time, Period(min(p.start for p in span), max(p.end for p in span), "", "day")
         )
-    zero = metric.aggregate in ("sum", "count")
+    y: str | list[str] | None = ctx.y(metric)
+    if len(metrics) > 1:
+        y = [c for c in (ctx.y(m) for m in metrics) if c is not None]
+    keyed = q.x is not None or bool(q.periods)
 
     async def run(execute: Run) -> list[dict[str, Any]]:
         result = await execute(sql)
-        src = render.source(sql, q.base, x_name, ctx.y(metric), metric.aggregate, group, grain, flt)
+        src = render.source(sql, q.base, x_name, y, metric.aggregate, group, grain, flt)
         rows = result.rows
         has_series = q.series is not None or bool(q.series_periods)
+        names: list[Any]
         if has_series:
             x_axis: list[Any] = []
-            names: list[Any] = []
+            names = []
             cells: dict[tuple[Any, Any], Any] = {}
             for row in rows:
                 if row[0] not in x_axis:
@@ -247,9 +275,14 @@ def _agg_piece(
             if q.series_periods:
                 names = [p.label for p in q.series_periods if p.label in names]
         else:
-            x_axis = [row[0] for row in rows] if q.x is not None or q.periods else [metric_label(metric)]
-            names = [None]
-            cells = {(row[0] if (q.x is not None or q.periods) else x_axis[0], None): row[-1] for row in rows}
+            # One series per metric: "revenue and the number of orders by region".
+            x_axis = [row[0] for row in rows] if keyed else [metric_label(metric)]
+            names = [None] if len(metrics) == 1 else list(range(len(metrics)))
+            cells = {}
+            for row in rows:
+                key = row[0] if keyed else x_axis[0]
+                for i, name in enumerate(names):
+                    cells[(key, name)] = row[int(keyed) + i]
         if fill is not None:
             labels = render.bucket_labels(*fill)
             if len(labels) <= ctx.limits.max_points and set(map(str, x_axis)) <= set(labels):
@@ -259,15 +292,23 @@ def _agg_piece(
         x_axis = x_axis[: ctx.limits.max_points]
         series = []
         for name in names[: ctx.limits.max_series]:
+            own = metrics[name] if isinstance(name, int) and not has_series else metric
+            zero = own.aggregate in ("sum", "count")
             values = []
             for x in x_axis:
                 v = render.number(cells.get((x, name)))
                 values.append(0 if v is None and zero else v)
-            series.append((metric_label(metric) if name is None else str(render.label(name)), values))
+            if name is None:
+                series_name = metric_label(metric)
+            elif has_series:
+                series_name = str(render.label(name))
+            else:
+                series_name = metric_title(own)
+            series.append((series_name, values))
         x_labels = [render.label(x) for x in x_axis]
         x_title = humanize(x_name) if x_name else None
         if shape == "table":
-            if has_series:
+            if has_series or len(series) > 1:
                 columns = [x_title or "", *[s[0] for s in series]]
                 table_rows = [[x_labels[i], *[s[1][i] for s in series]] for i in range(len(x_labels))]
             else:
@@ -276,7 +317,7 @@ def _agg_piece(
             return [render.table(title, columns, table_rows[: ctx.limits.max_rows], src, description)]
         out_shape = shape
         if shape == "pie":
-            if has_series or any(v is not None and v < 0 for v in series[0][1]):
+            if has_series or len(series) > 1 or any(v is not None and v < 0 for v in series[0][1]):
                 out_shape = "bar"
             else:
                 x_labels, series = _fold(x_labels, series)
@@ -288,7 +329,7 @@ def _agg_piece(
                 series,
                 src,
                 x_title,
-                metric_title(metric),
+                metric_title(metric) if len(metrics) == 1 else None,
                 description,
             )
         ]
@@ -299,8 +340,8 @@ def _agg_piece(
                     f"{'Top' if q.order != 'value_asc' else 'Bottom'} {humanize(x_name or '')}".strip(),
                     str(render.label(top[0])),
                     src,
-                    description=f"{metric_title(metric)}: {render.number(top[-1]):,}"
-                    if render.number(top[-1]) is not None
+                    description=f"{metric_title(metric)}: {render.number(top[1]):,}"
+                    if render.number(top[1]) is not None
                     else None,
                 )
             )
@@ -322,7 +363,7 @@ def _fold(
     return [p[0] for p in pairs], [(name, [p[1] for p in pairs])]
 
 
-def kpi_piece(ctx: _Ctx, metrics: list[Metric]) -> Piece:
+def kpi_piece(ctx: Ctx, metrics: list[Metric]) -> Piece:
     """Cards: each metric with a delta against the previous period.
 
     With a period filter the figure is that period's and the delta compares it with the period before;
@@ -373,7 +414,7 @@ def kpi_piece(ctx: _Ctx, metrics: list[Metric]) -> Piece:
     return run
 
 
-def rows_piece(ctx: _Ctx, table_name: str, title: str) -> Piece:
+def rows_piece(ctx: Ctx, table_name: str, title: str) -> Piece:
     table = ctx.table(table_name)
     columns = [Col(table.name, c) for c in list(table.columns)[:_LIST_COLUMNS]]
     info = ctx.req.info
@@ -423,7 +464,7 @@ def rows_piece(ctx: _Ctx, table_name: str, title: str) -> Piece:
     return run
 
 
-def scatter_piece(ctx: _Ctx, a: Metric, b: Metric) -> list[Piece]:
+def scatter_piece(ctx: Ctx, a: Metric, b: Metric) -> list[Piece]:
     """A sample of value pairs (spread over the table) and a card with Pearson's r over all rows."""
     base = a.table
     path = ctx.schema.join_path(a.table, b.table) or []
@@ -488,7 +529,7 @@ def scatter_piece(ctx: _Ctx, a: Metric, b: Metric) -> list[Piece]:
     return [points, correlation]
 
 
-def histogram_piece(ctx: _Ctx, col: Col) -> Piece:
+def histogram_piece(ctx: Ctx, col: Col) -> Piece:
     period = ctx.period
     time = ctx.req.time
     bounds = bounds_sql(ctx.schema, ctx.dialect, ctx.base, col, ctx.req.conds, time, period)
@@ -536,7 +577,7 @@ def _nice_width(raw: float) -> float:
 # ---------------------------------------------------------------- answer shapes
 
 
-def _trend_query(ctx: _Ctx, metric: Metric, series: Col | None) -> tuple[Query, str, Period | None]:
+def _trend_query(ctx: Ctx, metric: Metric, series: Col | None) -> tuple[Query, str, Period | None]:
     grain, narrowed = choose_grain(ctx, ctx.period)
     period = ctx.period
     if narrowed is not None:
@@ -563,7 +604,7 @@ def _trend_query(ctx: _Ctx, metric: Metric, series: Col | None) -> tuple[Query, 
     return q, grain, narrowed
 
 
-def trend(ctx: _Ctx, chart_type: str | None = None, metric: Metric | None = None) -> list[Piece]:
+def trend(ctx: Ctx, chart_type: str | None = None, metric: Metric | None = None) -> list[Piece]:
     metric = metric or ctx.req.metric
     if ctx.req.time is None:
         return breakdown(ctx, note=f"{ctx.base} has no date column, so there is no time axis.")
@@ -571,8 +612,10 @@ def trend(ctx: _Ctx, chart_type: str | None = None, metric: Metric | None = None
     if series is not None and ctx.column(series).kind == "temporal":
         series = ctx.req.dims[1] if len(ctx.req.dims) > 1 else None
     q, grain, narrowed = _trend_query(ctx, metric, series)
+    metrics = [metric, *ctx.req.extra_metrics] if series is None else [metric]
+    q = replace(q, metrics=metrics)
     span = _span(ctx, q.period)
-    title = f"{metric_title(metric)} by {grain}" + (
+    title = f"{metrics_title(metrics)} by {grain}" + (
         f", split by {humanize(series.name).lower()}" if series else ""
     )
     extra = (
@@ -588,11 +631,11 @@ def trend(ctx: _Ctx, chart_type: str | None = None, metric: Metric | None = None
     if ctx.req.info.wants_table and not ctx.req.info.wants_chart:
         shape = "table"
     fill = (grain, span[0], span[1]) if span else None
-    return [_agg_piece(ctx, q, shape, title, ctx.describe(extra.strip()), fill)]
+    return [agg_piece(ctx, q, shape, title, ctx.describe(extra.strip()), fill)]
 
 
 def breakdown(
-    ctx: _Ctx,
+    ctx: Ctx,
     shape: str | None = None,
     note: str = "",
     order: str = "value_desc",
@@ -621,9 +664,10 @@ def breakdown(
         limit = None if distinct <= ctx.limits.max_points * 4 else limit
     if series is not None:
         order = "x"
+    metrics = [metric, *ctx.req.extra_metrics] if series is None else [metric]
     q = Query(
         ctx.base,
-        [metric],
+        metrics,
         ctx.req.conds,
         ctx.req.time,
         ctx.period,
@@ -635,13 +679,13 @@ def breakdown(
         if series is not None and (ctx.column(series).distinct or 99) > _MAX_SERIES
         else None,
     )
-    title = title or f"{metric_title(metric)} by {_x_name(ctx, x)}" + (
+    title = title or f"{metrics_title(metrics)} by {grouping_name(ctx, x)}" + (
         f" and {humanize(series.name).lower()}" if series else ""
     )
-    return [_agg_piece(ctx, q, shape, title, ctx.describe(note), card_top=card_top)]
+    return [agg_piece(ctx, q, shape, title, ctx.describe(note), card_top=card_top)]
 
 
-def _x_name(ctx: _Ctx, x: Col) -> str:
+def grouping_name(ctx: Ctx, x: Col) -> str:
     """How a title names a grouping: "department" for departments.name, else the column's words."""
     table = ctx.table(x.table)
     if table.label == x.name and x.table != ctx.base:
@@ -649,7 +693,20 @@ def _x_name(ctx: _Ctx, x: Col) -> str:
     return humanize(x.name).lower()
 
 
-def ranking(ctx: _Ctx) -> list[Piece]:
+def ranking_title(ctx: Ctx, x: Col, n: int, descending: bool) -> str:
+    """ "Top 5 products by total revenue": a table named by its label column goes by its name."""
+    word = "Top" if descending else "Bottom"
+    figure = metrics_title([ctx.req.metric, *ctx.req.extra_metrics]).lower()
+    if ctx.table(x.table).label == x.name:
+        return f"{word} {n} {ctx.table(x.table).name} by {figure}"
+    return f"{word} {n} {humanize(x.name).lower()} by {figure}"
+
+
+def share_title(metric: Metric, x: Col) -> str:
+    return f"Share of {metric_title(metric).lower()} by {humanize(x.name).lower()}"
+
+
+def ranking(ctx: Ctx) -> list[Piece]:
     info = ctx.req.info
     entity = ctx.req.entity
     named = Col(entity, ctx.table(entity).label or "") if entity and ctx.table(entity).label else None
@@ -657,10 +714,7 @@ def ranking(ctx: _Ctx) -> list[Piece]:
     if x is None:
         return records(ctx)
     n = min(info.top_n or _DEFAULT_TOP, ctx.limits.max_points)
-    word = "Top" if info.descending is not False else "Bottom"
-    title = f"{word} {n} {humanize(x.name).lower()} by {metric_title(ctx.req.metric).lower()}"
-    if ctx.table(x.table).label == x.name:
-        title = f"{word} {n} {ctx.table(x.table).name} by {metric_title(ctx.req.metric).lower()}"
+    title = ranking_title(ctx, x, n, info.descending is not False)
     order = "value_desc" if info.descending is not False else "value_asc"
     return breakdown(
         ctx,
@@ -673,7 +727,7 @@ def ranking(ctx: _Ctx) -> list[Piece]:
     )
 
 
-def comparison(ctx: _Ctx) -> list[Piece]:
+def comparison(ctx: Ctx) -> list[Piece]:
     req = ctx.req
     metric = req.metric
     if len(req.periods) >= 2 and req.time is not None:
@@ -688,7 +742,7 @@ def comparison(ctx: _Ctx) -> list[Piece]:
         shape = req.info.chart_type if req.info.chart_type in ("bar", "line", "area") else "bar"
         if req.info.wants_table and not req.info.wants_chart:
             shape = "table"
-        pieces = [_agg_piece(ctx, q, shape, title, ctx.describe())]
+        pieces = [agg_piece(ctx, q, shape, title, ctx.describe())]
         if not req.dims and len(periods) == 2:
             pieces.append(_period_delta_card(ctx, metric, periods))
         return pieces
@@ -699,7 +753,7 @@ def comparison(ctx: _Ctx) -> list[Piece]:
     return breakdown(ctx)
 
 
-def _period_delta_card(ctx: _Ctx, metric: Metric, periods: list[Period]) -> Piece:
+def _period_delta_card(ctx: Ctx, metric: Metric, periods: list[Period]) -> Piece:
     first, second = sorted(periods, key=lambda p: p.start)
     inner = replace(ctx, req=replace(ctx.req, periods=[second]))
     sql = kpi_sql(
@@ -725,7 +779,7 @@ def _period_delta_card(ctx: _Ctx, metric: Metric, periods: list[Period]) -> Piec
     return run
 
 
-def share(ctx: _Ctx) -> list[Piece]:
+def share(ctx: Ctx) -> list[Piece]:
     shape = ctx.req.info.chart_type if ctx.req.info.chart_type in ("bar", "pie") else "pie"
     metric = ctx.req.metric
     if metric.aggregate not in ("sum", "count"):
@@ -733,12 +787,10 @@ def share(ctx: _Ctx) -> list[Piece]:
     x = ctx.req.dims[0] if ctx.req.dims else best_dimension(ctx)
     if x is None:
         return figure(ctx)
-    return breakdown(
-        ctx, shape=shape, x=x, title=f"Share of {metric_title(metric).lower()} by {humanize(x.name).lower()}"
-    )
+    return breakdown(ctx, shape=shape, x=x, title=share_title(metric, x))
 
 
-def relationship(ctx: _Ctx) -> list[Piece]:
+def relationship(ctx: Ctx) -> list[Piece]:
     a, b = ctx.req.metric, ctx.req.second_metric
     if a.column is None or b is None or b.column is None:
         if ctx.req.dims:
@@ -750,7 +802,7 @@ def relationship(ctx: _Ctx) -> list[Piece]:
     return scatter_piece(ctx, a, b)
 
 
-def distribution(ctx: _Ctx) -> list[Piece]:
+def distribution(ctx: Ctx) -> list[Piece]:
     if ctx.req.dims:
         return breakdown(ctx)
     metric = ctx.req.metric
@@ -763,7 +815,7 @@ def distribution(ctx: _Ctx) -> list[Piece]:
     return [histogram_piece(ctx, Col(metric.table, column))]
 
 
-def records(ctx: _Ctx) -> list[Piece]:
+def records(ctx: Ctx) -> list[Piece]:
     name = ctx.req.entity or ctx.base
     info = ctx.req.info
     adjective = (
@@ -773,11 +825,11 @@ def records(ctx: _Ctx) -> list[Piece]:
     return [rows_piece(ctx, name, title)]
 
 
-def figure(ctx: _Ctx) -> list[Piece]:
+def figure(ctx: Ctx) -> list[Piece]:
     return [kpi_piece(ctx, [ctx.req.metric])]
 
 
-def _companions(ctx: _Ctx, metric: Metric) -> list[Metric]:
+def _companions(ctx: Ctx, metric: Metric) -> list[Metric]:
     """A second figure that puts the first in context: a row count, an average, distinct people."""
     table = ctx.table()
     out: list[Metric] = []
@@ -793,7 +845,7 @@ def _companions(ctx: _Ctx, metric: Metric) -> list[Metric]:
     return out
 
 
-def overview(ctx: _Ctx) -> list[Piece]:
+def overview(ctx: Ctx) -> list[Piece]:
     metric = ctx.req.metric
     pieces: list[Piece] = [kpi_piece(ctx, [metric, *_companions(ctx, metric)[:1]])]
     if ctx.req.time is not None:
@@ -823,7 +875,7 @@ def overview(ctx: _Ctx) -> list[Piece]:
 
 def compose(req: Request, schema: Schema, dialect: str, limits: Limits) -> list[Piece]:
     """The pieces that answer ``req``, primary answer first."""
-    ctx = _Ctx(schema, dialect, limits, req)
+    ctx = Ctx(schema, dialect, limits, req)
     info = req.info
     intent = info.intent
     if info.overview and intent in ("none", "single", "trend", "share"):

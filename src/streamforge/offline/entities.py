@@ -44,7 +44,7 @@ __all__ = ["Col", "Cond", "Metric", "Request", "default_metric", "humanize", "ma
 
 _GROUP_WORDS = frozenset({"by", "per", "across", "each", "every"})
 _ACTIVE_USERS = re.compile(r"\b(?:active\s+(?:users?|customers?|members?|accounts?|people)|dau|wau|mau)\b")
-_COMPARATOR = re.compile(
+COMPARATOR = re.compile(
     r"\b(over|above|more than|greater than|at least|exceeding|under|below|less than|at most|fewer than)"
     r"\s+\$?(\d+(?:\.\d+)?)\s*(k|m)?\b|([<>]=?)\s*\$?(\d+(?:\.\d+)?)"
 )
@@ -98,6 +98,7 @@ class Request:
     periods: list[Period] = field(default_factory=list)
     compare_values: list[Cond] = field(default_factory=list)  # "Europe vs APAC"
     second_metric: Metric | None = None  # relationships
+    extra_metrics: list[Metric] = field(default_factory=list)  # more series beside ``metric`` (follow-ups)
     entity: str | None = None  # a table named as a thing to list or rank ("products")
     notes: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
@@ -141,7 +142,7 @@ def humanize(name: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _aggregate_for(col: ColumnInfo) -> str:
+def aggregate_for(col: ColumnInfo) -> str:
     return "avg" if set(col.words) & INTENSIVE_WORDS else "sum"
 
 
@@ -161,7 +162,7 @@ def _explicit_aggregate(text: str) -> str | None:
     return None
 
 
-def _in_group_role(toks: list[Token], mention: Mention, mentions: list[Mention]) -> bool:
+def in_group_role(toks: list[Token], mention: Mention, mentions: list[Mention]) -> bool:
     k = mention.start - 1
     while k >= 0 and toks[k].text in ("the", "a", "an", "their", "its", "different", "all", "each"):
         if toks[k].text == "each":
@@ -171,11 +172,11 @@ def _in_group_role(toks: list[Token], mention: Mention, mentions: list[Mention])
         return True
     if k >= 0 and toks[k].text in ("and", "or", "then"):
         before = [m for m in mentions if m.end == k]
-        return bool(before) and _in_group_role(toks, before[0], mentions)
+        return bool(before) and in_group_role(toks, before[0], mentions)
     return False
 
 
-def _resolve_column(schema: Schema, base: str, candidates: list[Target]) -> Col | None:
+def resolve_column(schema: Schema, base: str, candidates: list[Target]) -> Col | None:
     """Of same-named columns, the one in ``base`` or the nearest by foreign keys."""
     best: tuple[int, float, Col] | None = None
     for t in candidates:
@@ -217,7 +218,7 @@ def _people_table(schema: Schema) -> str | None:
     return None
 
 
-def _mention_kind(schema: Schema, mention: Mention) -> str:
+def mention_kind(schema: Schema, mention: Mention) -> str:
     top = mention.targets[0]
     if top.kind != "column":
         return top.kind
@@ -229,7 +230,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     text = " ".join(message.lower().split())
     info = detect(text)
     toks = tokens(message)
-    mentions = [m for m in find_mentions(toks, vocab) if _keep(m, toks)]
+    mentions = [m for m in find_mentions(toks, vocab) if keep_mention(m, toks)]
     named_columns = {(t.table, t.column) for m in mentions for t in m.targets if t.kind == "column"}
 
     values: list[Mention] = []
@@ -244,8 +245,8 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         m.targets = [t for t in m.targets if t.kind != "value"] + value_targets
         if not m.targets:
             continue
-        group = _in_group_role(toks, m, mentions)
-        kind = _mention_kind(schema, m) if m.targets[0].kind != "value" else "value"
+        group = in_group_role(toks, m, mentions)
+        kind = mention_kind(schema, m) if m.targets[0].kind != "value" else "value"
         if kind == "value":
             values.append(m)
         elif kind == "table":
@@ -283,11 +284,11 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         if aggregate == "count":
             metric = Metric(col.table, None, "count", label=humanize(col.table))
         else:
-            metric = Metric(col.table, col.name, aggregate or _aggregate_for(col), label=humanize(col.name))
+            metric = Metric(col.table, col.name, aggregate or aggregate_for(col), label=humanize(col.name))
         others = [m for m in measures[1:] if m.targets[0].column != col.name]
         if others:
             o = schema.column(others[0].targets[0].table, others[0].targets[0].column or "")
-            second = Metric(o.table, o.name, _aggregate_for(o), label=humanize(o.name))
+            second = Metric(o.table, o.name, aggregate_for(o), label=humanize(o.name))
     if metric is None and temporals and not tables:
         t = temporals[0].targets[0]
         metric = Metric(t.table, None, "count", label=humanize(t.table))
@@ -322,7 +323,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     # Groupings, relative to the figure's table.
     group_cols: list[Col] = []
     for m, _group in dims:
-        found = _resolve_column(schema, base, m.targets)
+        found = resolve_column(schema, base, m.targets)
         if found is None:
             notes.append(f"“{m.text}” is not linked to {base}, so it was left out.")
         elif found not in group_cols:
@@ -345,14 +346,14 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
             time_col = Col(t.table, t.column or "")
             time_named = True
     if time_col is None:
-        time_col = _time_of(schema, base)
+        time_col = time_of(schema, base)
 
     # Filters: values, booleans named as adjectives, numeric comparisons, periods.
     conds: list[Cond] = []
     compare_values: list[Cond] = []
     by_column: dict[Col, list[Any]] = {}
     for m in values:
-        where = _resolve_column(schema, base, [t for t in m.targets if t.kind == "value"])
+        where = resolve_column(schema, base, [t for t in m.targets if t.kind == "value"])
         if where is None:
             notes.append(f"“{m.text}” is not linked to {base}, so that filter was left out.")
             continue
@@ -372,12 +373,12 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     for grouping in list(group_cols):
         info_col = schema.column(grouping.table, grouping.name)
         grouped = any(
-            _in_group_role(toks, m, mentions) for m, _ in dims if m.targets[0].column == grouping.name
+            in_group_role(toks, m, mentions) for m, _ in dims if m.targets[0].column == grouping.name
         )
         if info_col.boolean and not grouped and info.intent not in ("share", "comparison"):
             group_cols.remove(grouping)
             conds.append(Cond(grouping, "=", True))
-    conds.extend(_comparisons(text, schema, base, measures, metric))
+    conds.extend(comparisons(text, schema, base, measures, metric))
 
     periods: list[Period] = []
     refs = find_periods(text)
@@ -424,7 +425,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     )
 
 
-def _keep(m: Mention, toks: list[Token]) -> bool:
+def keep_mention(m: Mention, toks: list[Token]) -> bool:
     """Drop matches that are really steering words: "area chart", a bare "total"."""
     if not m.weak:
         return True
@@ -440,7 +441,7 @@ def _describe(target: Target) -> str:
     return f"{target.table}.{target.column}" if target.column else target.table
 
 
-def _time_of(schema: Schema, base: str) -> Col | None:
+def time_of(schema: Schema, base: str) -> Col | None:
     table = schema.tables[base]
     if table.temporal is not None:
         return Col(base, table.temporal.name)
@@ -452,15 +453,15 @@ def _time_of(schema: Schema, base: str) -> Col | None:
     return None
 
 
-def _comparisons(text: str, schema: Schema, base: str, measures: list[Mention], metric: Metric) -> list[Cond]:
+def comparisons(text: str, schema: Schema, base: str, measures: list[Mention], metric: Metric) -> list[Cond]:
     conds = []
-    for m in _COMPARATOR.finditer(text):
+    for m in COMPARATOR.finditer(text):
         op = _OPS.get(m.group(1) or "", m.group(4) or ">")
         number = float(m.group(2) or m.group(5))
         number *= {"k": 1_000, "m": 1_000_000}.get(m.group(3) or "", 1)
         target_col = None
         for x in reversed(measures):
-            col = _resolve_column(schema, base, x.targets)
+            col = resolve_column(schema, base, x.targets)
             if col is not None:
                 target_col = col
                 break

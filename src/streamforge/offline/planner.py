@@ -18,7 +18,7 @@ from typing import Any
 
 from streamforge.components import Limits
 from streamforge.data.source import DataSource
-from streamforge.offline import render
+from streamforge.offline import followup, render
 from streamforge.offline.compose import compose
 from streamforge.offline.entities import Request, understand
 from streamforge.offline.match import Vocabulary
@@ -54,9 +54,28 @@ class OfflinePlanner:
         return understand(message, self.source.schema, self.vocabulary)
 
     async def plan(self, message: str, context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Components answering ``message``; ``context`` is reserved for follow-up questions."""
+        """Components answering ``message``.
+
+        With ``context["previous"]`` (the components on screen) a follow-up changes them: replaced
+        components keep their ids, added ones have none, removed ones come back as
+        ``{"type": "remove", "id": ...}``. A message that is not a follow-up, or one that cannot be
+        applied, is answered as a fresh question.
+        """
         if self._vocabulary is None:
             await self.prepare()
+        previous = (context or {}).get("previous")
+        if isinstance(previous, list) and previous:
+            changed = await followup.answer(
+                message,
+                previous,
+                self.source.schema,
+                self.vocabulary,
+                self.source.dialect,
+                self.limits,
+                self.source.run,
+            )
+            if changed is not None:
+                return changed
         req = self.understand(message)
         pieces = compose(req, self.source.schema, self.source.dialect, self.limits)
         results = await asyncio.gather(*(piece(self.source.run) for piece in pieces))
