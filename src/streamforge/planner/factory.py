@@ -1,4 +1,13 @@
-"""Build the planner service a :class:`Settings` describes: the chain, its data source, its cache."""
+"""Build the planner service a :class:`Settings` describes: the chain, its data source, its cache.
+
+An LLM provider plans in one of two modes (``STREAMFORGE_LLM_MODE``): ``generate`` (the model writes
+the components and their SQL, :class:`~streamforge.planner.llm.LLMPlanner`) or ``choose`` (the
+offline planner proposes grounded candidates and the model picks among them,
+:class:`~streamforge.planner.choose.ChoosePlanner`). Unset, ``local`` chooses and the hosted
+providers generate: a model small enough to run anywhere writes poor SQL but can pick. Choose mode
+needs a data source, so it opens one even with ``llm_data`` off; the planners of one chain share a
+single offline planner (one vocabulary built).
+"""
 
 from __future__ import annotations
 
@@ -14,38 +23,72 @@ from streamforge.providers.base import Provider
 
 if TYPE_CHECKING:
     from streamforge.data.source import DataSource
+    from streamforge.offline.planner import OfflinePlanner
 
-KNOWN_PROVIDERS = ("offline", "bedrock", "anthropic", "openai")
+KNOWN_PROVIDERS = ("offline", "bedrock", "anthropic", "openai", "local")
+LLM_MODES = ("generate", "choose")
 
 
 class ConfigError(ValueError):
     """The settings name something that does not exist; said at start-up, not at the first request."""
 
 
-def _planner(name: str, settings: Settings, limits: Limits, source: DataSource | None) -> Planner:
-    if name == "offline":
-        from streamforge.offline.planner import OfflinePlanner
+def llm_mode(name: str, settings: Settings) -> str:
+    """How the LLM provider ``name`` plans: the setting, else ``choose`` for local, else ``generate``."""
+    if settings.llm_mode is not None:
+        return settings.llm_mode
+    return "choose" if name == "local" else "generate"
 
-        assert source is not None
-        return OfflinePlanner(source, limits)
-    from streamforge.planner.llm import LLMPlanner
 
-    provider: Provider
+def _provider(name: str, settings: Settings, limits: Limits) -> Provider:
     if name == "bedrock":
         from streamforge.providers.bedrock import BedrockProvider
 
-        provider = BedrockProvider(settings)
-    elif name == "anthropic":
+        return BedrockProvider(settings)
+    if name == "anthropic":
         from streamforge.providers.anthropic import AnthropicProvider
 
-        provider = AnthropicProvider(settings)
-    elif name == "openai":
+        return AnthropicProvider(settings)
+    if name == "openai":
         from streamforge.providers.openai_compat import OpenAICompatProvider
 
-        provider = OpenAICompatProvider(settings)
-    else:
-        raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(KNOWN_PROVIDERS)}")
-    return LLMPlanner(provider, settings, limits, source if settings.llm_data else None)
+        return OpenAICompatProvider(settings)
+    if name == "local":
+        from streamforge.providers.local import LocalProvider
+
+        return LocalProvider(settings, limits)
+    raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(KNOWN_PROVIDERS)}")
+
+
+class _Planners:
+    """Builds the chain's planners; the offline planner is made once and shared (choose mode uses it)."""
+
+    def __init__(self, settings: Settings, limits: Limits, source: DataSource | None) -> None:
+        self.settings = settings
+        self.limits = limits
+        self.source = source
+        self._offline: OfflinePlanner | None = None
+
+    def offline(self) -> OfflinePlanner:
+        from streamforge.offline.planner import OfflinePlanner
+
+        if self._offline is None:
+            assert self.source is not None
+            self._offline = OfflinePlanner(self.source, self.limits)
+        return self._offline
+
+    def build(self, name: str) -> Planner:
+        if name == "offline":
+            return self.offline()
+        provider = _provider(name, self.settings, self.limits)
+        if llm_mode(name, self.settings) == "choose":
+            from streamforge.planner.choose import ChoosePlanner
+
+            return ChoosePlanner(provider, self.settings, self.limits, self.offline())
+        from streamforge.planner.llm import LLMPlanner
+
+        source = self.source if self.settings.llm_data else None
+        return LLMPlanner(provider, self.settings, self.limits, source)
 
 
 def _open_source(settings: Settings) -> DataSource:
@@ -69,9 +112,11 @@ async def build_planner_service(settings: Settings) -> PlannerService:
     """The chain named by the settings; the data source is opened off the event loop."""
     chain = chain_of(settings)
     limits = Limits.from_settings(settings)
-    needs_source = "offline" in chain or settings.llm_data
+    choosing = any(name != "offline" and llm_mode(name, settings) == "choose" for name in chain)
+    needs_source = "offline" in chain or settings.llm_data or choosing
     source = await asyncio.to_thread(_open_source, settings) if needs_source else None
-    planners = [_planner(name, settings, limits, source) for name in chain]
+    build = _Planners(settings, limits, source)
+    planners = [build.build(name) for name in chain]
     cache = build_cache(settings.cache_url, ttl=settings.cache_ttl, max_entries=settings.cache_max_entries)
     return PlannerService(
         planners,
