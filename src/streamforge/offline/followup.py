@@ -484,6 +484,10 @@ def _filter(s: Spec, change: Change, schema: Schema) -> None:
         s.conds = [c for c in s.conds if c.col != col]
     for col, values in _value_conds(schema, s.base, change.include).items():
         kept = [c for c in s.conds if c.col == col and c.op in ("=", "in")]
+        left_out = [c for c in s.conds if c.col == col and c.op == "!=" and c.value in values]
+        if change.widen and not kept and left_out:  # "add APAC" after "without APAC": take it back
+            s.conds = [c for c in s.conds if c not in left_out]
+            continue
         if change.widen and kept:
             old = kept[0].value if kept[0].op == "in" else [kept[0].value]
             values = [*old, *[v for v in values if v not in old]]
