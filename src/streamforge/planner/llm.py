@@ -4,6 +4,14 @@ The retry policy lives here and only here (providers have their own retries turn
 errors are retried with exponential backoff and jitter, each attempt under its own timeout; a
 permanent error goes straight up so the service can fail over. The parsed components are returned
 raw: the service validates everything, whichever planner produced it.
+
+Every answer is bounded, because a provider (or a proxy in front of it) can misbehave: in time (each
+attempt by ``provider_timeout``; a stream by ``provider_timeout`` per piece and
+``stream_total_timeout`` in all) and in length (``max_answer_chars``: an over-long answer is refused,
+and a stream stops being read at that length, keeping the components it completed). The one-shot
+parse of a whole answer runs in a worker thread: json-repair needs seconds of CPU for some malformed
+texts of this length (deeply nested brackets), which must not stall the event loop, and so every
+other client.
 """
 
 from __future__ import annotations
@@ -48,6 +56,11 @@ async def _each(items: list[RawComponent]) -> AsyncIterator[RawComponent]:
 
 class UnusableAnswer(PermanentProviderError):
     """The model answered, but nothing in the answer could be read as components."""
+
+
+class AnswerTooLong(PermanentProviderError):
+    """The answer passed ``max_answer_chars``: a runaway model or a broken server; asking again at
+    temperature 0 would give the same."""
 
 
 class LLMPlanner:
@@ -109,13 +122,22 @@ class LLMPlanner:
 
     async def complete(self, request: CompletionRequest) -> str:
         """Call the provider, retrying transient failures (3 retries by default)."""
-        return await self._retrying(lambda: self._attempt(request))
+        text = await self._retrying(lambda: self._attempt(request))
+        if len(text) > self._settings.max_answer_chars:
+            raise self._too_long(len(text))
+        return text
+
+    def _too_long(self, length: int) -> AnswerTooLong:
+        return AnswerTooLong(
+            f"the answer passed {self._settings.max_answer_chars} characters ({length} read)",
+            provider=self.name,
+        )
 
     async def plan(self, message: str, context: dict[str, Any] | None = None) -> list[RawComponent]:
         await self._prepare()
         request = self.request_for(message, context)
         text = await self.complete(request)
-        components = parse_components(text)
+        components = await asyncio.to_thread(parse_components, text)
         if not components:
             raise UnusableAnswer(
                 f"the answer had no readable components ({len(text)} characters)", provider=self.name
@@ -168,7 +190,7 @@ class LLMPlanner:
             max_tokens=request.max_tokens,
         )
         try:
-            return parse_components(await self.complete(repair))
+            return await asyncio.to_thread(parse_components, await self.complete(repair))
         except Exception as exc:
             log.warning("%s: the repair call failed (%s)", self.name, exc)
             return []
@@ -181,7 +203,7 @@ class LLMPlanner:
         Only opening the stream (up to its first piece of text) is retried: once text has arrived,
         a break is raised to the service, which keeps what was sent and asks the next planner for
         the rest. Each wait for a piece is bounded by ``provider_timeout``, the whole answer by
-        ``stream_total_timeout``, so an answer that never ends still ends.
+        ``stream_total_timeout`` and ``max_answer_chars``, so an answer that never ends still ends.
         """
         if not self._settings.llm_stream:
             for component in await self.plan(message, context):
@@ -195,49 +217,58 @@ class LLMPlanner:
     async def _streamed(self, request: CompletionRequest) -> AsyncIterator[RawComponent]:
         pieces, first = await self._retrying(lambda: self._open_stream(request))
         deadline = time.monotonic() + self._settings.stream_total_timeout
+        limit = self._settings.max_answer_chars
         parser = StreamingComponentParser()
-        found = 0
+        found = length = 0
         try:
             chunk: str | None = first
             while chunk is not None:
+                length += len(chunk)
+                if length > limit:
+                    raise self._too_long(length)
                 for component in parser.feed(chunk):
                     found += 1
                     yield component
-                if time.monotonic() > deadline:
-                    raise TransientProviderError(
-                        f"the answer did not end within {self._settings.stream_total_timeout:g} s",
-                        provider=self.name,
-                    )
-                chunk = await self._next_piece(pieces)
-            for component in parser.close():
-                found += 1
-                yield component
+                chunk = await self._next_piece(pieces, deadline)
         finally:
+            # Closing the provider's stream closes its HTTP response: nothing more is read or paid for.
             closer = getattr(pieces, "aclose", None)
             if closer is not None:
                 await closer()
-        if not found:  # not an array we could follow as it grew: read the whole text instead
-            components = parse_components(parser.text)
-            if not components:
-                raise UnusableAnswer(
-                    f"the answer had no readable components ({len(parser.text)} characters)",
-                    provider=self.name,
-                )
-            for component in components:
-                yield component
+        # The whole text once more, off the event loop (see the module docstring): what the growing
+        # array did not show, or everything when the answer was not an array we could follow.
+        for component in await asyncio.to_thread(parser.close):
+            found += 1
+            yield component
+        if not found:
+            raise UnusableAnswer(
+                f"the answer had no readable components ({len(parser.text)} characters)",
+                provider=self.name,
+            )
 
     async def _open_stream(self, request: CompletionRequest) -> tuple[AsyncIterator[str], str]:
         pieces = aiter(self.provider.stream(request))
-        first = await self._next_piece(pieces)
+        first = await self._next_piece(pieces, None)
         return pieces, first or ""
 
-    async def _next_piece(self, pieces: AsyncIterator[str]) -> str | None:
+    async def _next_piece(self, pieces: AsyncIterator[str], deadline: float | None) -> str | None:
+        """The next piece of text; None at the end. Waits ``provider_timeout`` at most, and never past
+        ``deadline`` (the end of ``stream_total_timeout``)."""
+        wait = self._settings.provider_timeout
+        total = deadline is not None and deadline - time.monotonic() < wait
+        if deadline is not None:
+            wait = max(0.0, min(wait, deadline - time.monotonic()))
         try:
-            async with asyncio.timeout(self._settings.provider_timeout):
+            async with asyncio.timeout(wait):
                 return await anext(pieces)
         except StopAsyncIteration:
             return None
         except TimeoutError as exc:
+            if total:
+                raise TransientProviderError(
+                    f"the answer did not end within {self._settings.stream_total_timeout:g} s",
+                    provider=self.name,
+                ) from exc
             raise TransientProviderError(
                 f"no text for {self._settings.provider_timeout:g} s", provider=self.name
             ) from exc
