@@ -22,9 +22,12 @@ from streamforge.protocol import Frame
 Kind = Literal["table", "chart", "card"]
 
 _CHART_TYPES = ("line", "bar", "area", "pie", "scatter")
-_TABLE = re.compile(r"\b(table|tabular|list)\b", re.I)
-_CHART = re.compile(r"\b(chart|graph|plot|visuali[sz]e|trend|trends)\b", re.I)
-_CHART_TYPE = re.compile(r"\b(line|bar|area|pie|scatter)\b", re.I)
+# Only the phrasings the earlier backend answered ("show me sales table", "show me chart", "line chart",
+# "bar chart of ...", "kpi card"): anything looser ("list all users", "sales trends") is a question for
+# the planner, which answers it with real data.
+_TABLE = re.compile(r"\btables?\b", re.I)
+_CHART = re.compile(r"\b(chart|charts|graph|graphs)\b", re.I)
+_CHART_TYPE = re.compile(r"\b(line|bar|area|pie|scatter)\s+(?:chart|graph|plot)s?\b", re.I)
 _CARD = re.compile(r"\b(card|cards|kpi|kpis|metric|metrics)\b", re.I)
 
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
