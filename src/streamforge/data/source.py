@@ -19,6 +19,12 @@ database per connection.
 
 Queries run in a worker thread (:meth:`DataSource.run`), never on the event loop. Timeouts: SQLite uses
 a progress handler, PostgreSQL ``statement_timeout``, DuckDB ``interrupt()`` from a timer.
+
+Cancellation: a thread cannot be killed, so cancelling the task that awaits :meth:`DataSource.run`
+(a client that went away) would leave its statement running to the timeout, holding a worker thread
+and a connection. Instead ``run`` tells the database to stop: SQLite's progress handler sees the
+flag, DuckDB's cursor is ``interrupt()``-ed, PostgreSQL gets a cancel request (sent from a short-lived
+thread, since it is a blocking network call). Other dialects only skip a statement not yet started.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as dtime
@@ -74,10 +80,50 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class _Cancel:
+    """How a coroutine stops the statement a worker thread runs for it.
+
+    The thread registers a ``stop`` callable while its statement runs; :meth:`cancel` (from the event
+    loop) sets the flag and calls it. Both sides take the lock, so a cancel never misses a statement
+    that is registered, nor calls the ``stop`` of one that has finished.
+    """
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self._lock = threading.Lock()
+        self._stop: Callable[[], None] | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self._flag.is_set()
+
+    @contextlib.contextmanager
+    def stopping_with(self, stop: Callable[[], None]) -> Iterator[None]:
+        """While the block runs, :meth:`cancel` calls ``stop``; a cancel that came first raises."""
+        with self._lock:
+            if self._flag.is_set():
+                raise QueryError("cancelled before it started")
+            self._stop = stop
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._stop = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._flag.set()
+            if self._stop is not None:
+                with contextlib.suppress(Exception):  # the statement may be finishing at this moment
+                    self._stop()
+
+
 class _Backend(Protocol):
     dialect: str
 
-    def execute(self, sql: str, max_rows: int, timeout: float) -> QueryResult: ...
+    def execute(
+        self, sql: str, max_rows: int, timeout: float, cancel: _Cancel | None = None
+    ) -> QueryResult: ...
 
     def describe(self) -> list[RawTable]: ...
 
@@ -122,16 +168,18 @@ class _SQLAlchemyBackend:
             finally:
                 cur.close()
 
-    def execute(self, sql: str, max_rows: int, timeout: float) -> QueryResult:
+    def execute(self, sql: str, max_rows: int, timeout: float, cancel: _Cancel | None = None) -> QueryResult:
+        cancel = cancel or _Cancel()
         with self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             if self._sqlite and raw is not None:
                 deadline = time.monotonic() + timeout
-                raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+                raw.set_progress_handler(lambda: int(cancel.requested or time.monotonic() > deadline), 10_000)
             try:
-                result = conn.exec_driver_sql(sql)
-                columns = list(result.keys())
-                rows = [tuple(r) for r in result.fetchmany(max_rows)]
+                with cancel.stopping_with(self._stopper(raw)):
+                    result = conn.exec_driver_sql(sql)
+                    columns = list(result.keys())
+                    rows = [tuple(r) for r in result.fetchmany(max_rows)]
             except sa.exc.DBAPIError as exc:
                 raise QueryError(str(exc.orig).splitlines()[0] if exc.orig else str(exc)) from exc
             finally:
@@ -139,6 +187,20 @@ class _SQLAlchemyBackend:
                     raw.set_progress_handler(None, 0)
                 conn.rollback()
         return QueryResult(columns, rows)
+
+    def _stopper(self, raw: Any) -> Callable[[], None]:
+        """What stops this connection's statement from another thread."""
+        if self._sqlite or raw is None:
+            return lambda: None  # the progress handler reads the flag itself
+        send = getattr(raw, "cancel_safe", None) or getattr(raw, "cancel", None)  # psycopg 3
+        if send is None:
+            return lambda: None
+
+        def stop() -> None:
+            # A cancel request is a network round trip: never on the event loop, which calls us.
+            threading.Thread(target=send, name="streamforge-sql-cancel", daemon=True).start()
+
+        return stop
 
     def describe(self) -> list[RawTable]:
         inspector = sa.inspect(self.engine)
@@ -188,15 +250,17 @@ class _DuckDBBackend:
             self._conn.execute("SET enable_external_access = false")
         self._lock = threading.Lock()
 
-    def execute(self, sql: str, max_rows: int, timeout: float) -> QueryResult:
+    def execute(self, sql: str, max_rows: int, timeout: float, cancel: _Cancel | None = None) -> QueryResult:
+        cancel = cancel or _Cancel()
         with self._lock:  # cursor() on a shared connection is not itself thread-safe
             cur = self._conn.cursor()
         timer = threading.Timer(timeout, cur.interrupt)
         timer.start()
         try:
-            cur.execute(sql)
-            columns = [d[0] for d in cur.description or ()]
-            rows = [tuple(r) for r in cur.fetchmany(max_rows)]
+            with cancel.stopping_with(cur.interrupt):
+                cur.execute(sql)
+                columns = [d[0] for d in cur.description or ()]
+                rows = [tuple(r) for r in cur.fetchmany(max_rows)]
         except duckdb.Error as exc:
             raise QueryError(str(exc).splitlines()[0]) from exc
         finally:
@@ -282,22 +346,32 @@ class DataSource:
         """``identifier`` quoted for this source's dialect."""
         return exp.to_identifier(identifier, quoted=True).sql(self.dialect)
 
-    def _run(self, sql: str, allowed: Sequence[str], limit: int) -> QueryResult:
+    def _run(
+        self, sql: str, allowed: Sequence[str], limit: int, cancel: _Cancel | None = None
+    ) -> QueryResult:
         safe = guard_sql(sql, allowed, self.dialect, limit)
-        result = self._backend.execute(safe, limit, self.timeout)
+        result = self._backend.execute(safe, limit, self.timeout, cancel)
         return QueryResult(result.columns, [tuple(_plain(v) for v in row) for row in result.rows])
 
     def guard(self, sql: str) -> str:
         """``sql`` as it would run here (guarded, LIMIT capped), or :class:`SQLRejected`."""
         return guard_sql(sql, self.tables, self.dialect, self.row_limit)
 
-    def run_sync(self, sql: str) -> QueryResult:
+    def run_sync(self, sql: str, *, cancel: _Cancel | None = None) -> QueryResult:
         """Run one guarded statement in the calling thread; for code that is already off the loop."""
-        return self._run(sql, self.tables, self.row_limit)
+        return self._run(sql, self.tables, self.row_limit, cancel)
 
     async def run(self, sql: str) -> QueryResult:
-        """Run one guarded statement in a worker thread, so the event loop never waits on the database."""
-        return await asyncio.to_thread(self.run_sync, sql)
+        """Run one guarded statement in a worker thread, so the event loop never waits on the database.
+
+        Cancelling the awaiting task stops the statement in the database too (see the module docstring).
+        """
+        cancel = _Cancel()
+        try:
+            return await asyncio.to_thread(self.run_sync, sql, cancel=cancel)
+        except asyncio.CancelledError:
+            cancel.cancel()
+            raise
 
     def close(self) -> None:
         self._backend.close()
