@@ -231,7 +231,10 @@ class PlannerService:
             else:
                 future.cancel()  # waiters plan for themselves
             if claimed:
-                await self._unclaim(key)
+                # Shielded: when the client went away this task is being cancelled, and the release
+                # must still reach Redis, or every other worker asking the same question waits
+                # lock_ttl for a plan that will never come.
+                await asyncio.shield(self._unclaim(key))
         yield self._result(plan, started, from_cache=False)
 
     async def _claim(self, key: str) -> bool:
