@@ -172,7 +172,7 @@ def _bounded(node: Any, limits: Limits, field: str, depth: int = 0) -> Any:
         cap = _items_cap(field, limits, depth)
         out["maxItems"] = min(out.get("maxItems", cap), cap)
         out.setdefault("items", {})
-    if "properties" in out:
+    if isinstance(node.get("properties"), dict):
         out["additionalProperties"] = False
         out["properties"] = {
             name: _bounded(spec, limits, name, 0) for name, spec in node["properties"].items()
