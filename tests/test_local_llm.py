@@ -512,6 +512,17 @@ def test_plan_schema_bounds_every_string_and_array(with_sql: bool) -> None:
             assert "sql" not in data["properties"]
 
 
+def test_a_follow_ups_schema_names_only_the_ids_on_screen() -> None:
+    ids = ["0193a0b0-0000-7000-8000-000000000001", "0193a0b0-0000-7000-8000-000000000002"]
+    variants = plan_schema(Limits(), with_sql=True, previous_ids=ids)["properties"]["components"]["items"]
+    kinds = {v["properties"]["type"]["const"]: v for v in variants["anyOf"]}
+    assert set(kinds) == {*COMPONENT_TYPES, "remove"}
+    assert kinds["remove"]["required"] == ["type", "id"]
+    for v in kinds.values():
+        assert v["properties"]["id"]["enum"] == ids
+    assert '"id"' not in json.dumps(plan_schema(Limits(), with_sql=True))
+
+
 def test_parse_reads_a_plan_of_the_schema() -> None:
     answer = '{"components": [{"type": "SimpleComponent", "data": {"title": "Users", "value": 3}}]}'
     assert parse_components(answer)[0]["data"]["title"] == "Users"

@@ -53,19 +53,29 @@ CHOOSE_TITLE_MAX = 80
 _DROP = frozenset({"title", "default", "discriminator", "description"})
 
 
-def plan_schema(limits: Limits, *, with_sql: bool) -> dict[str, Any]:
+def plan_schema(limits: Limits, *, with_sql: bool, previous_ids: Sequence[str] = ()) -> dict[str, Any]:
     """The schema of a whole plan: ``{"components": [...]}``, at most ``limits.max_components``.
 
     ``with_sql`` (a data source is connected): each component's ``data`` is its title, chart type and
     ``sql``, the numbers coming from our run of that SQL. Without: the full component, sample numbers
-    included, each array bounded by ``limits``.
+    included, each array bounded by ``limits``. ``previous_ids`` (a follow-up): a component may carry
+    one of those ids to replace it, and ``{"type": "remove", "id": ...}`` takes one away, as the
+    prompt describes; no other id can be written.
     """
     full = component_schema()
     defs: dict[str, Any] = full.get("$defs", {})
+    ids = list(dict.fromkeys(previous_ids))
     variants = [
-        _component(_inline(ref, defs), limits, with_sql=with_sql)
+        _component(_inline(ref, defs), limits, with_sql=with_sql, ids=ids)
         for ref in full.get("oneOf", full.get("anyOf", []))
     ]
+    if ids:
+        variants.append(
+            _object(
+                {"type": {"type": "string", "const": "remove"}, "id": {"type": "string", "enum": ids}},
+                ["type", "id"],
+            )
+        )
     return _object(
         {
             "components": {
@@ -111,14 +121,17 @@ def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     }
 
 
-def _component(schema: dict[str, Any], limits: Limits, *, with_sql: bool) -> dict[str, Any]:
-    """One component type: its ``type`` constant and its bounded ``data``."""
+def _component(schema: dict[str, Any], limits: Limits, *, with_sql: bool, ids: list[str]) -> dict[str, Any]:
+    """One component type: its ``type`` constant, its bounded ``data``, an earlier id if any."""
     props = schema.get("properties", {})
     kind = props.get("type", {}).get("const")
     if not isinstance(kind, str):
         raise ValueError(f"component schema without a constant type: {schema!r}")
     data = _data(props["data"], limits, with_sql=with_sql)
-    return _object({"type": {"type": "string", "const": kind}, "data": data}, ["type", "data"])
+    properties: dict[str, Any] = {"type": {"type": "string", "const": kind}, "data": data}
+    if ids:
+        properties["id"] = {"type": "string", "enum": ids}
+    return _object(properties, ["type", "data"])
 
 
 def _data(schema: dict[str, Any], limits: Limits, *, with_sql: bool) -> dict[str, Any]:
