@@ -57,6 +57,9 @@ from streamforge.providers.local import LocalProvider, find_model, smollm2_path
 from streamforge.providers.openai_compat import NO_KEY, OpenAICompatProvider
 from tests.conftest import REQUIRE_SERVICES, free_port, start_server
 
+# A cold system prompt plus a repair call can take a minute on a loaded CI machine.
+pytestmark = pytest.mark.timeout(360)
+
 COMPONENT_TYPES = {"SimpleComponent", "TableA", "ChartComponent"}
 # Long enough for a cold prompt on a busy 2-core machine; the answers themselves take seconds.
 TIMEOUT = 240.0
