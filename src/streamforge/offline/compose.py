@@ -899,18 +899,25 @@ def compose(req: Request, schema: Schema, dialect: str, limits: Limits) -> list[
     if intent == "single":
         if info.wants_chart:
             return trend(ctx) + figure(ctx)
+        if req.metric.aggregate in ("max", "min") and req.entity == req.metric.table:
+            return [*figure(ctx), *records(ctx)]  # the record behind "the highest order"
         return figure(ctx)
     if info.wants_table:
         return records(ctx)
     if info.wants_chart:
         return trend(ctx) if req.time is not None else breakdown(ctx)
     if req.entity and not req.metric_named:
-        return records(ctx)
+        # "exports last month" is a count over a period; "logins in Europe" the rows themselves.
+        return [*figure(ctx), *records(ctx)] if req.periods else records(ctx)
     if req.entity == req.metric.table and req.metric.column is None:
-        # "show me products" wants the rows; "orders in Europe last month" wants the figure first.
-        if req.conds or req.periods:
+        # "show me products" wants the rows; "orders in Europe last month" wants the figure first,
+        # unless the request asks to see them ("show employees in Finance").
+        if req.periods or (req.conds and not info.show):
             return [*figure(ctx), *records(ctx)]
         return [*records(ctx), *figure(ctx)]
     if (req.matched or not req.unmatched) and req.metric_named:
+        if req.time is None and not req.aggregate_named and ctx.table().label and not req.conds:
+            # "product prices": a figure of a lookup table (no dates) is read row by row.
+            return [*records(replace(ctx, req=replace(req, entity=req.metric.table))), *figure(ctx)]
         return [*figure(ctx), *trend(ctx)] if req.time is not None else figure(ctx)
     return overview(ctx)

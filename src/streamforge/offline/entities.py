@@ -16,12 +16,18 @@ The steps, each a small rule that holds for any schema:
    the shortest chain of foreign keys.
 4. Periods become filters on the table's date column; words that match nothing are kept, so the answer
    can say what it could not use.
+
+A few roles depend on the sentence's shape rather than on single words: a measure compared with a
+number ("salary over 80000") is a filter, not the figure; a whole-number measure after "by" ("reviews
+by rating") is a grouping; two figures set against each other ("discount vs revenue") are a
+relationship; "the highest order revenue" is one record's figure (MAX), not a ranking; and "the best
+category" ranks a lookup table's groups by the dated table that points to it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -100,6 +106,7 @@ class Request:
     second_metric: Metric | None = None  # relationships
     extra_metrics: list[Metric] = field(default_factory=list)  # more series beside ``metric`` (follow-ups)
     entity: str | None = None  # a table named as a thing to list or rank ("products")
+    aggregate_named: bool = False  # "total", "average", "how many": the figure, not the rows, is wanted
     notes: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     matched: bool = False  # anything at all was recognised
@@ -235,6 +242,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
 
     values: list[Mention] = []
     measures: list[Mention] = []
+    operands: list[Mention] = []  # measures only compared with a number: "salary over 80000"
     dims: list[tuple[Mention, bool]] = []
     tables: list[tuple[Mention, bool]] = []
     temporals: list[Mention] = []
@@ -251,6 +259,10 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
             values.append(m)
         elif kind == "table":
             tables.append((m, group))
+        elif kind == "measure" and _compared(toks, m):
+            operands.append(m)
+        elif kind == "measure" and group and info.intent != "ranking" and _groupable(schema, m):
+            dims.append((m, group))
         elif kind == "measure":
             measures.append(m)
         elif kind == "temporal":
@@ -294,8 +306,14 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         metric = Metric(t.table, None, "count", label=humanize(t.table))
         time_col = Col(t.table, t.column or "")
         time_named = True
+    ranked_by_table = False
     if metric is None and tables:
         counted = [m for m, group in tables if not group] or [m for m, _ in tables]
+        after_by = [m for m, group in tables if group]
+        if info.intent == "ranking" and after_by and len(after_by) < len(tables):
+            # "top departments by headcount": ranked by how many employees, grouped by department.
+            counted = after_by
+        ranked_by_table = info.intent == "ranking" and len({m.targets[0].table for m, _ in tables}) > 1
         dim_tables = {t.table for m, _ in dims for t in m.targets}
         direct = [m for m in counted if m.targets[0].table in dim_tables]
         chosen = (direct or counted)[-1]
@@ -306,10 +324,17 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         else:
             metric = Metric(table.name, None, "count", label=humanize(table.name))
         entity = table.name
+    if metric is None and dims and info.intent == "ranking":
+        metric = _fact_metric(schema, dims[0][0])
+        metric_named = metric is None
     if metric is None and values and not dims:
         owners = [schema.tables[t.table] for t in values[0].targets if t.kind == "value"]
         metric = default_metric(max(owners, key=lambda t: t.row_count)) if owners else None
         entity = metric.table if metric else None
+        metric_named = False
+    if metric is None and operands:
+        metric = default_metric(schema.tables[operands[0].targets[0].table])
+        entity = metric.table
         metric_named = False
     if metric is None and dims:
         owners = [schema.tables[t.table] for t in dims[0][0].targets if t.column]
@@ -333,7 +358,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         if table.name == base or (not group and entity == table.name):
             entity = entity or table.name
             continue
-        if group or from_measure:
+        if group or from_measure or ranked_by_table:
             label = table.label or table.primary_key
             if label and schema.join_path(base, table.name) is not None:
                 entity_col = Col(table.name, label)
@@ -378,7 +403,12 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         if info_col.boolean and not grouped and info.intent not in ("share", "comparison"):
             group_cols.remove(grouping)
             conds.append(Cond(grouping, "=", True))
-    conds.extend(comparisons(text, schema, base, measures, metric))
+    conds.extend(comparisons(text, schema, base, [*measures, *operands], metric))
+    # A column named only beside one of its values ("employees working remotely", work_mode) is
+    # that filter, not a grouping.
+    filtered = {c.col for c in conds if c.op in ("=", "in")}
+    loose = {c for m, group in dims if not group for c in [resolve_column(schema, base, m.targets)] if c}
+    group_cols = [c for c in group_cols if not (c in filtered and c in loose)]
 
     periods: list[Period] = []
     refs = find_periods(text)
@@ -406,6 +436,28 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         and len(t.text) > 2
         and t.text not in ("active", "new", "signed", "sold", "spent", "made", "value")
     ]
+    if (
+        info.intent == "comparison"
+        and second is not None
+        and not group_cols
+        and not compare_values
+        and len(periods) < 2
+    ):
+        info = replace(info, intent="relationship")  # "discount vs revenue": two figures, one scatter
+    if (
+        info.intent == "ranking"
+        and from_measure
+        and info.top_n is None
+        and info.grain is None
+        and not group_cols
+        and aggregate in (None, "max", "min")
+        and all(m.targets[0].table == base for m, _ in tables)
+    ):
+        # "the highest single order revenue": one record's figure, not a ranking of groups.
+        agg = "max" if info.descending is not False else "min"
+        metric = replace(metric, aggregate=agg)
+        info = replace(info, intent="single")
+        entity = base
     return Request(
         message=message,
         info=info,
@@ -419,10 +471,48 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         compare_values=compare_values,
         second_metric=second,
         entity=entity,
+        aggregate_named=aggregate is not None,
         notes=notes,
         unmatched=unmatched,
         matched=bool(mentions),
     )
+
+
+def _compared(toks: list[Token], m: Mention) -> bool:
+    """The measure is followed by a comparison with a number ("salary over 80000")."""
+    after = " ".join(t.text for t in toks[m.end : m.end + 4])
+    return COMPARATOR.match(after) is not None
+
+
+def _groupable(schema: Schema, m: Mention) -> bool:
+    """A whole-number, non-money measure after "by" ("reviews by rating") groups rather than figures.
+
+    Integer scores, levels and counts take few values, so each is a sensible bar; an amount after "by"
+    is left a measure, since "top products by revenue" ranks by it.
+    """
+    top = m.targets[0]
+    col = schema.column(top.table, top.column or "")
+    return col.integer and not _money(col)
+
+
+def _fact_metric(schema: Schema, dim: Mention) -> Metric | None:
+    """For "best category": the figure of the dated table that points to the grouping's table.
+
+    A grouping that lives in a lookup table (``products.category``, no date of its own) is ranked by
+    what happens to it (orders), not by how many lookup rows it has.
+    """
+    owners = [schema.tables[t.table] for t in dim.targets if t.column]
+    if not owners or owners[0].temporal is not None:
+        return None
+    owner = owners[0].name
+    facts = [
+        schema.tables[fk.table]
+        for fk in schema.foreign_keys
+        if fk.ref_table == owner and schema.tables[fk.table].temporal is not None
+    ]
+    if not facts:
+        return None
+    return default_metric(max(facts, key=lambda t: (default_measure(t) is not None, t.row_count)))
 
 
 def keep_mention(m: Mention, toks: list[Token]) -> bool:

@@ -156,6 +156,7 @@ _SINGLE = _words(*[re.escape(c) for c in SINGLE_CUES], "total", "average", "avg"
 _RECENT = _words("recent", "latest", "newest", "last few", "most recent")
 _OLDEST = _words("oldest", "earliest", "first few")
 _WHICH = _words("which", "what", "who")
+_SHOW = _words("show", "display", "see", "view", "find", "fetch", "pull up")
 _TOP_N = re.compile(
     r"\b(?:top|bottom|best|worst|first|last|highest|lowest|largest|smallest|biggest)\s+(\d{1,3}|[a-z]+)\b"
     r"|\b(\d{1,3})\s+(?:top|best|worst|biggest|largest|most|least|highest|lowest)\b"
@@ -174,6 +175,7 @@ class IntentInfo:
     top_n: int | None
     recent: bool | None  # list order: newest first (True), oldest first (False)
     question: bool  # "which ...": the answer is one name, worth a card
+    show: bool = False  # "show", "display", "find": a verb that asks to see rows rather than a figure
 
 
 def _top_n(text: str) -> int | None:
@@ -243,6 +245,7 @@ def detect(text: str) -> IntentInfo:
         top_n=_top_n(text),
         recent=recent,
         question=bool(_WHICH.search(text)) and ranking,
+        show=bool(_SHOW.search(text)),
     )
 
 

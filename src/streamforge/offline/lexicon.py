@@ -20,7 +20,8 @@ from streamforge.data.schema import singular
 SYNONYM_GROUPS: tuple[frozenset[str], ...] = tuple(
     frozenset(group.split())
     for group in (
-        "revenue sale income turnover earning gmv amount money takings proceeds billing spend spending value",
+        "revenue sale income turnover earning gmv amount money takings proceeds billing spend spending value "
+        "sell sold selling",
         "user customer client member account people person buyer subscriber shopper",
         "product item good sku article merchandise",
         "order purchase transaction checkout",
@@ -42,7 +43,7 @@ SYNONYM_GROUPS: tuple[frozenset[str], ...] = tuple(
         "employee staff worker headcount personnel hire",
         "department team division dept",
         "profit margin",
-        "stock inventory onhand",
+        "stock inventory onhand instock",
         "warehouse location site store branch",
         "supplier vendor",
         "rating score review",
@@ -59,7 +60,7 @@ for _group in SYNONYM_GROUPS:
 # Money-like words: a measure named so is the natural default figure of its table.
 MONEY_WORDS = frozenset(
     "revenue sale sales amount total price cost value income profit spend gmv salary payment fee "
-    "balance".split()
+    "balance mrr arr".split()
 )
 # Measures that are averaged, not added up, when the request names no aggregate.
 INTENSIVE_WORDS = frozenset(
@@ -67,9 +68,14 @@ INTENSIVE_WORDS = frozenset(
     "wage latency probability share avg average mean seconds minutes hours".split()
 )
 # Words that name a column's type or unit rather than what it holds (duration_seconds -> duration).
+# Units and currencies count as such words too: ``amount_usd`` is the amount, ``duration_ms`` the duration.
 GENERIC_COLUMN_WORDS = frozenset(
-    "id date at time timestamp ts second seconds sec minute minutes name value num number code is has".split()
+    "id date at time timestamp ts second seconds sec minute minutes name value num number code is has "
+    "ms usd eur gbp cents amt".split()
 )
+# Naming conventions around a table's real name: ``tbl_items`` and ``dim_customer`` are items and
+# customers. Dropped from a table's words only when another word is left.
+TABLE_AFFIXES = frozenset("tbl tb tab dim fact fct vw view stg raw src dbo mart".split())
 
 # Words that steer the answer; they are never unmatched "content" and never data values on their own.
 AGGREGATE_WORDS: dict[str, str] = {

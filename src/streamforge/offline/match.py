@@ -24,13 +24,39 @@ from streamforge.offline.lexicon import (
     GENERIC_COLUMN_WORDS,
     STOPWORDS,
     SYNONYMS,
+    TABLE_AFFIXES,
     Token,
     is_function_word,
 )
 
-__all__ = ["Mention", "Target", "Vocabulary", "find_mentions"]
+__all__ = ["Mention", "Target", "Vocabulary", "find_mentions", "table_words", "word_forms"]
 
 _MAX_PHRASE = 4
+
+
+def table_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    """A table's words without naming-convention affixes: ``tbl_items`` -> ("item",)."""
+    kept = tuple(w for w in words if w not in TABLE_AFFIXES)
+    return kept or words
+
+
+def word_forms(word: str) -> list[str]:
+    """Base forms of an inflected word, for words the vocabulary lacks as written.
+
+    A rough stemmer for the two endings that turn column nouns into verbs and adjectives: "rated" ->
+    "rate", "rating"; "shipped" -> "ship"; "selling" -> "sell". Only tried when the word as written
+    matched nothing, so a real column named ``rated`` still wins.
+    """
+    forms: list[str] = []
+    for ending in ("ed", "ing"):
+        if not word.endswith(ending) or len(word) < len(ending) + 3:
+            continue
+        stem = word[: -len(ending)]
+        forms += [stem, stem + "e"]
+        if len(stem) > 3 and stem[-1] == stem[-2]:
+            forms.append(stem[:-1])
+        forms += [stem + "ing", stem + "ion"]
+    return [f for f in forms if f != word]
 
 
 @dataclass(frozen=True)
@@ -84,9 +110,10 @@ class Vocabulary:
     def build(cls, schema: Schema) -> Vocabulary:
         vocab = cls()
         for table in schema.tables.values():
-            t_words = table.words
+            t_words = table_words(table.words)
             t_target = Target(table.name)
             vocab.add(t_words, t_target, 1.0)
+            vocab.add(table.words, t_target, 1.0)
             vocab.add(tuple(split_words(table.name)), t_target, 1.0)
             if len(t_words) > 1:
                 vocab.add(t_words[-1:], t_target, 0.6)
@@ -113,6 +140,7 @@ class Vocabulary:
                     for syn in SYNONYMS.get(core[-1], ()):
                         vocab.add((*core[:-1], syn), c_target, 0.8 * k)
                         vocab.add((*t_words, *core[:-1], syn), c_target, 0.85 * k)
+                    vocab.add_parts(core, c_target, k)
                 if col.kind == "dimension":
                     for value in col.values:
                         if not isinstance(value, str):
@@ -123,6 +151,23 @@ class Vocabulary:
                         weak = all(is_function_word(w) or is_function_word(w + "s") for w in v_words)
                         vocab.add(v_words, Target(table.name, col.name, value, weak=weak), 0.95)
         return vocab
+
+    def add_parts(self, core: tuple[str, ...], target: Target, k: float) -> None:
+        """Synonyms of a compound name's parts, and of its parts run together.
+
+        ``amount_usd``'s last word is a unit, so "revenue" must reach it through "amount";
+        ``qty_on_hand`` is "stock" only as "onhand". These are weaker than the name's own words, so a
+        column named for the idea still wins.
+        """
+        if len(core) < 2:
+            return
+        for word in core[:-1]:
+            for syn in SYNONYMS.get(word, ()):
+                self.add((syn,), target, 0.55 * k)
+        for i in range(len(core) - 1):
+            joined = core[i] + core[i + 1]
+            for syn in (joined, *SYNONYMS.get(joined, ())):
+                self.add((syn,), target, 0.7 * k)
 
     @functools.cached_property
     def single_words(self) -> list[str]:
@@ -142,6 +187,12 @@ def find_mentions(toks: list[Token], vocab: Vocabulary) -> list[Mention]:
             if not targets:
                 phrase = tuple(t.text for t in toks[i : i + length])
                 targets = vocab.lookup(phrase)
+            if not targets and length == 1 and not is_function_word(toks[i].text):
+                for form in word_forms(toks[i].text):
+                    found = vocab.lookup((form,))
+                    if found:
+                        targets = [Target(t.table, t.column, t.value, t.score * 0.9, t.weak) for t in found]
+                        break
             if not targets:
                 continue
             function_only = all(is_function_word(t.text) for t in toks[i : i + length])
