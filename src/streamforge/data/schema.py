@@ -250,9 +250,10 @@ def _label(table: TableInfo) -> str | None:
     for name in _LABEL_NAMES:
         if name in by_name:
             return by_name[name].name
-    for col in table.columns.values():
-        if col.kind == "text" and "name" in col.words:
-            return col.name
+    for kinds in (("text",), ("dimension",)):  # free text first; a low-cardinality name column after
+        for col in table.columns.values():
+            if col.kind in kinds and {"name", "title"} & set(col.words):
+                return col.name
     return None
 
 
@@ -262,6 +263,20 @@ def _abbreviates(short: str, long: str) -> bool:
         return False
     rest = iter(long)
     return all(ch in rest for ch in short)
+
+
+# Words that mark a table's role rather than what it holds (tbl_items, dim_customer, fact_sales).
+_TABLE_AFFIXES = frozenset({"tbl", "tb", "t", "dim", "fact", "vw", "v", "stg", "raw"})
+
+
+def _without_affixes(words: tuple[str, ...]) -> tuple[str, ...]:
+    """``tbl_items`` -> ``("items",)``: so ``itemId`` can find the table it points to."""
+    trimmed = words
+    if len(trimmed) > 1 and trimmed[0] in _TABLE_AFFIXES:
+        trimmed = trimmed[1:]
+    if len(trimmed) > 1 and trimmed[-1] in _TABLE_AFFIXES:
+        trimmed = trimmed[:-1]
+    return trimmed
 
 
 def _infer_foreign_keys(tables: dict[str, TableInfo], declared: list[ForeignKey]) -> list[ForeignKey]:
@@ -279,13 +294,14 @@ def _infer_foreign_keys(tables: dict[str, TableInfo], declared: list[ForeignKey]
             for other in tables.values():
                 if other.name == table.name or other.primary_key is None:
                     continue
-                other_words = tuple(singular(w) for w in split_words(other.name))
+                other_words = tuple(singular(w) for w in _without_affixes(split_words(other.name)))
                 other_stem = "_".join(other_words)
                 pk_name = other.primary_key.lower()
                 same_key = pk_name == col.name.lower() and pk_name != "id"
-                by_table = stem in (other_stem, "_".join(split_words(other.name))) or _abbreviates(
-                    stem, other_stem
-                )
+                by_table = stem in (
+                    other_stem,
+                    "_".join(_without_affixes(split_words(other.name))),
+                ) or _abbreviates(stem, other_stem)
                 if same_key or by_table:
                     inferred.append(ForeignKey(table.name, col.name, other.name, other.primary_key, False))
                     break
