@@ -194,7 +194,9 @@ def _summary(frame: protocol.Frame) -> str:
 
 
 def _respond(stream: ChatStream, fmt: protocol.Format, session_id: str) -> Response:
-    headers = {"X-Session-Id": session_id, "Cache-Control": "no-store"}
+    # X-Accel-Buffering: nginx (and proxies copying it) pass each frame on at once, even where the
+    # proxy's own configuration forgot ``proxy_buffering off``.
+    headers = {"X-Session-Id": session_id, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     if fmt == "sse":
 
         async def events() -> AsyncIterator[ServerSentEvent]:
