@@ -56,3 +56,30 @@ async def test_sqlite_sessions_survive_a_restart(tmp_path: Path) -> None:
     loaded = await second.get(session.id)
     assert loaded is not None and [t.message for t in loaded.turns] == ["revenue by region"]
     await second.aclose()
+
+
+async def test_memory_store_is_bounded() -> None:
+    store = MemorySessionStore(max_sessions=50)
+    sessions = [await store.create() for _ in range(200)]
+    assert len(store) == 50
+    assert await store.get(sessions[0].id) is None and await store.get(sessions[-1].id) is not None
+
+
+async def test_sql_store_forgets_idle_sessions(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = SqlSessionStore(url)
+    session = await store.create()
+    await store.save(session)
+    await store.aclose()
+    expiring = SqlSessionStore(url, ttl=1e-6)  # every session is idle for longer than that
+    assert await expiring.get(session.id) is None
+    await expiring.aclose()
+
+
+async def test_sql_store_writes_a_session_with_its_first_turn(tmp_path: Path) -> None:
+    store = SqlSessionStore.for_sqlite_file(tmp_path / "state.db")
+    session = await store.create()
+    assert await store.get(session.id) is None  # nothing written yet: one write per request
+    await store.save(session)
+    assert await store.get(session.id) is not None
+    await store.aclose()

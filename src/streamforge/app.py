@@ -33,7 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.planner = await build_planner_service(settings)
         app.state.sessions = await asyncio.to_thread(
-            build_session_store, settings.state_url, settings.data_dir
+            lambda: build_session_store(
+                settings.state_url,
+                settings.data_dir,
+                ttl=settings.session_ttl,
+                max_sessions=settings.max_memory_sessions,
+            )
         )
         log.info("streamforge %s ready: planner chain %s", VERSION, app.state.planner.chain_name)
         try:

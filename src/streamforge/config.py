@@ -91,6 +91,8 @@ class Settings(BaseSettings):
 
     # Conversations: unset means SQLite in data_dir; memory:// keeps them in the process only
     state_url: str | None = None
+    session_ttl: float = Field(30 * 24 * 3600, gt=0)  # idle sessions are forgotten after this
+    max_memory_sessions: int = Field(10_000, ge=1)  # bound of the memory:// store
 
     # Anthropic API and OpenAI-compatible servers (keys come from ANTHROPIC_API_KEY / OPENAI_API_KEY)
     anthropic_base_url: str | None = None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 
 Route = Literal["planner", "pattern"]
 _ID = re.compile(r"^[A-Za-z0-9_-]{32}$")
@@ -96,10 +97,15 @@ class SessionStore(Protocol):
 
 
 class MemorySessionStore:
-    """Sessions in this process: for tests and single-process use without persistence."""
+    """Sessions in this process, for tests and single-process runs without persistence.
 
-    def __init__(self) -> None:
-        self._sessions: dict[str, Session] = {}
+    Bounded: at most ``max_sessions`` (the least recently used go first) and each forgotten after
+    ``ttl`` seconds idle, so a long-running server on ``memory://`` cannot grow without limit (every
+    ``/chat`` without a ``session_id`` starts a session).
+    """
+
+    def __init__(self, *, max_sessions: int = 10_000, ttl: float = 7 * 24 * 3600) -> None:
+        self._sessions: TTLCache[str, Session] = TTLCache(maxsize=max_sessions, ttl=ttl)
         self._lock = asyncio.Lock()
 
     async def create(self, owner: str | None = None) -> Session:
@@ -116,7 +122,7 @@ class MemorySessionStore:
 
     async def save(self, session: Session) -> None:
         async with self._lock:
-            self._sessions[session.id] = session
+            self._sessions[session.id] = session  # re-inserting renews its time to live
 
     async def delete(self, session_id: str, owner: str | None = None) -> bool:
         async with self._lock:
@@ -128,6 +134,9 @@ class MemorySessionStore:
 
     async def aclose(self) -> None:
         self._sessions.clear()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
 
 
 _METADATA = sa.MetaData()
@@ -157,11 +166,16 @@ class SqlSessionStore:
     runs in a worker thread, keeping the event loop free without a second (async) driver stack.
     """
 
-    def __init__(self, url: str) -> None:
+    _EXPIRE_EVERY = 500  # saves between two sweeps of idle sessions
+
+    def __init__(self, url: str, *, ttl: float = 30 * 24 * 3600) -> None:
         self._engine = sa.create_engine(_engine_url(url), pool_pre_ping=True)
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         _METADATA.create_all(self._engine)
+        self._ttl = ttl
+        self._saves = 0
+        self._expire()
 
     @classmethod
     def for_sqlite_file(cls, path: Path) -> SqlSessionStore:
@@ -185,6 +199,11 @@ class SqlSessionStore:
             if updated.rowcount == 0:
                 conn.execute(sa.insert(_SESSIONS).values(id=session.id, **values))
 
+    def _expire(self) -> None:
+        """Forget sessions idle for longer than the time to live, so the table does not grow forever."""
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(_SESSIONS).where(_SESSIONS.c.updated_at < time.time() - self._ttl))
+
     def _delete(self, session_id: str, owner: str | None) -> bool:
         clause = _SESSIONS.c.owner.is_(None) if owner is None else _SESSIONS.c.owner == owner
         with self._engine.begin() as conn:
@@ -192,9 +211,9 @@ class SqlSessionStore:
         return result.rowcount > 0
 
     async def create(self, owner: str | None = None) -> Session:
-        session = Session(id=new_session_id(), owner=owner)
-        await asyncio.to_thread(self._save, session)
-        return session
+        # Written with its first turn (one write per request instead of two); until then it exists
+        # only in the request that made it.
+        return Session(id=new_session_id(), owner=owner)
 
     async def get(self, session_id: str, owner: str | None = None) -> Session | None:
         if not is_session_id(session_id):
@@ -206,6 +225,9 @@ class SqlSessionStore:
 
     async def save(self, session: Session) -> None:
         await asyncio.to_thread(self._save, session)
+        self._saves += 1
+        if self._saves % self._EXPIRE_EVERY == 0:
+            await asyncio.to_thread(self._expire)
 
     async def delete(self, session_id: str, owner: str | None = None) -> bool:
         if not is_session_id(session_id):
@@ -220,14 +242,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers and the one writer of several threads (or workers) proceed without blocking.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, no fsync per turn
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
 
-def build_session_store(url: str | None, data_dir: Path) -> SessionStore:
+def build_session_store(url: str | None, data_dir: Path, *, ttl: float, max_sessions: int) -> SessionStore:
     """``memory://``, any SQLAlchemy URL, or (unset) SQLite in the data directory."""
     if url is None:
-        return SqlSessionStore.for_sqlite_file(data_dir / "state.db")
+        path = data_dir / "state.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqlSessionStore(f"sqlite:///{path}", ttl=ttl)
     if url.startswith("memory://"):
-        return MemorySessionStore()
-    return SqlSessionStore(url)
+        return MemorySessionStore(max_sessions=max_sessions, ttl=ttl)
+    return SqlSessionStore(url, ttl=ttl)
