@@ -37,6 +37,7 @@ from streamforge.planner.base import RawComponent
 from streamforge.planner.grounding import GroundingError, SQLGrounder, describe_schema
 from streamforge.planner.parse import StreamingComponentParser, parse_components
 from streamforge.planner.prompt import build_system_prompt, build_user_message
+from streamforge.planner.schema import plan_schema
 from streamforge.providers.base import (
     ChatMessage,
     CompletionRequest,
@@ -83,10 +84,17 @@ class LLMPlanner:
             self._schema_text = await asyncio.to_thread(describe_schema, self._grounder.source.schema)
 
     def request_for(self, message: str, context: dict[str, Any] | None) -> CompletionRequest:
+        schema = None
+        if self._settings.openai_structured:  # only OpenAI-compatible servers read it (local adds its own)
+            previous = [
+                c["id"] for c in (context or {}).get("previous") or [] if isinstance(c, dict) and "id" in c
+            ]
+            schema = plan_schema(self._limits, with_sql=self._grounder is not None, previous_ids=previous)
         return CompletionRequest(
             system=build_system_prompt(self._limits, self._schema_text),
             messages=(ChatMessage("user", build_user_message(message, context)),),
             max_tokens=self._settings.max_tokens,
+            json_schema=schema,
         )
 
     async def _attempt(self, request: CompletionRequest) -> str:
@@ -188,6 +196,7 @@ class LLMPlanner:
                 ),
             ),
             max_tokens=request.max_tokens,
+            json_schema=request.json_schema,
         )
         try:
             return await asyncio.to_thread(parse_components, await self.complete(repair))

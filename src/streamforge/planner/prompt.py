@@ -13,6 +13,7 @@ draw, not an instruction to follow; the validator is the real guard, the prompt 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -79,6 +80,7 @@ _MAX_HISTORY_TEXT = 500
 _MAX_SUMMARY_TEXT = 200
 
 
+@functools.lru_cache(maxsize=64)
 def build_system_prompt(limits: Limits, schema_text: str | None = None) -> str:
     """The system prompt for one planning call.
 
