@@ -84,38 +84,58 @@ class _Cancel:
     """How a coroutine stops the statement a worker thread runs for it.
 
     The thread registers a ``stop`` callable while its statement runs; :meth:`cancel` (from the event
-    loop) sets the flag and calls it. Both sides take the lock, so a cancel never misses a statement
-    that is registered, nor calls the ``stop`` of one that has finished.
+    loop) sets the flag and, if a statement is registered, has a short-lived thread call ``stop``
+    until the statement has ended: a request that lands while the statement is still being set up can
+    be lost (DuckDB clears its interrupt flag when a query starts; a PostgreSQL cancel that arrives
+    before the query does nothing), and a PostgreSQL cancel is a blocking network round trip that
+    must not run on the event loop. Both sides take the lock, so a cancel never misses a registered
+    statement.
     """
+
+    _RETRY = 0.1  # seconds between two stop requests to a statement that is still running
 
     def __init__(self) -> None:
         self._flag = threading.Event()
         self._lock = threading.Lock()
-        self._stop: Callable[[], None] | None = None
+        self._running: tuple[Callable[[], None], threading.Event] | None = None
 
     @property
     def requested(self) -> bool:
         return self._flag.is_set()
 
     @contextlib.contextmanager
-    def stopping_with(self, stop: Callable[[], None]) -> Iterator[None]:
-        """While the block runs, :meth:`cancel` calls ``stop``; a cancel that came first raises."""
+    def stopping_with(self, stop: Callable[[], None] | None) -> Iterator[None]:
+        """While the block runs, :meth:`cancel` calls ``stop`` (None: the statement watches
+        :attr:`requested` itself); a cancel that came first raises :class:`QueryError`."""
+        finished = threading.Event()
         with self._lock:
             if self._flag.is_set():
                 raise QueryError("cancelled before it started")
-            self._stop = stop
+            if stop is not None:
+                self._running = (stop, finished)
         try:
             yield
         finally:
+            finished.set()
             with self._lock:
-                self._stop = None
+                self._running = None
 
     def cancel(self) -> None:
         with self._lock:
             self._flag.set()
-            if self._stop is not None:
-                with contextlib.suppress(Exception):  # the statement may be finishing at this moment
-                    self._stop()
+            running = self._running
+        if running is not None:
+            threading.Thread(
+                target=_keep_stopping, args=running, name="streamforge-sql-cancel", daemon=True
+            ).start()
+
+
+def _keep_stopping(stop: Callable[[], None], finished: threading.Event) -> None:
+    while True:
+        with contextlib.suppress(Exception):  # the statement may be finishing at this moment
+            stop()
+        if finished.wait(_Cancel._RETRY):
+            return
 
 
 class _Backend(Protocol):
@@ -188,19 +208,12 @@ class _SQLAlchemyBackend:
                 conn.rollback()
         return QueryResult(columns, rows)
 
-    def _stopper(self, raw: Any) -> Callable[[], None]:
-        """What stops this connection's statement from another thread."""
+    def _stopper(self, raw: Any) -> Callable[[], None] | None:
+        """What stops this connection's statement from another thread (None: nothing can)."""
         if self._sqlite or raw is None:
-            return lambda: None  # the progress handler reads the flag itself
-        send = getattr(raw, "cancel_safe", None) or getattr(raw, "cancel", None)  # psycopg 3
-        if send is None:
-            return lambda: None
-
-        def stop() -> None:
-            # A cancel request is a network round trip: never on the event loop, which calls us.
-            threading.Thread(target=send, name="streamforge-sql-cancel", daemon=True).start()
-
-        return stop
+            return None  # SQLite: the progress handler reads the flag itself
+        stop: Callable[[], None] | None = getattr(raw, "cancel_safe", None) or getattr(raw, "cancel", None)
+        return stop  # psycopg 3's cancel request; other drivers: None
 
     def describe(self) -> list[RawTable]:
         inspector = sa.inspect(self.engine)
