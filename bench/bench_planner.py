@@ -110,6 +110,7 @@ def chat_numbers(fake: FakeBedrock, runs: int) -> dict[str, float]:
             bedrock_endpoint_url=fake.url,
             data_dir=Path(data_dir),
             state_url="memory://",
+            rate_limit=None,
             _env_file=None,
         )  # type: ignore[call-arg]
         app = create_app(settings)
