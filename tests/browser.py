@@ -51,7 +51,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(data_dir: Path, log_path: Path, timeout: float = 60.0) -> Iterator[str]:
+def running_server(
+    data_dir: Path, log_path: Path, timeout: float = 60.0, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Run ``python -m streamforge serve`` on a free port until the block ends; yield its base URL.
 
     The server's output goes to a file, not a pipe: nobody reads a pipe during the tests, and a full
@@ -59,7 +61,9 @@ def running_server(data_dir: Path, log_path: Path, timeout: float = 60.0) -> Ite
     """
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMFORGE_")}
-    env.update({"STREAMFORGE_PATTERN_DELAY": "0.05", "STREAMFORGE_DATA_DIR": str(data_dir)})
+    env.update(
+        {"STREAMFORGE_PATTERN_DELAY": "0.05", "STREAMFORGE_DATA_DIR": str(data_dir), **(extra_env or {})}
+    )
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -373,3 +373,28 @@ def test_page_works_under_a_strict_content_security_policy(page: Page) -> None:
         return window.inlineRan === undefined;
     }"""
     assert page.evaluate(blocked)
+
+
+def test_a_server_with_api_keys_asks_for_one(browser: Browser, tmp_path: Path) -> None:
+    with running_server(
+        tmp_path / "data", tmp_path / "keyed.log", extra_env={"STREAMFORGE_API_KEYS": "s3cret"}
+    ) as base:
+        context = browser.new_context(viewport=DESKTOP, base_url=base)
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        try:
+            errors = open_page(page)
+            key_box = page.get_by_label("API key")
+            expect(key_box).to_be_hidden()
+            ask(page, "revenue by region")
+            expect(page.locator("#conversation .message--error").last).to_contain_text("needs an API key")
+            expect(key_box).to_be_visible()
+            expect(key_box).to_be_focused()
+            key_box.fill("s3cret")
+            key_box.press("Tab")  # the change event stores it
+            ask(page, "revenue by region")
+            expect(page.locator(".component--ChartComponent")).to_have_count(1)
+            expect(page.locator(".component--ChartComponent .badge")).to_have_text("from database")
+            assert errors.unexpected("401") == []  # the browser logs the refused request itself
+        finally:
+            context.close()

@@ -4,6 +4,7 @@
 "use strict";
 
 const STORAGE_KEY = "streamforge.conversation.v1";
+const API_KEY_STORAGE = "streamforge.apiKey";
 const MAX_SAVED_MESSAGES = 200;
 const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 
@@ -22,7 +23,26 @@ const ui = {
   dashboard: document.getElementById("dashboard"),
   empty: document.getElementById("empty"),
   newConversation: document.getElementById("new-conversation"),
+  keyRow: document.getElementById("key-row"),
+  apiKey: document.getElementById("api-key"),
 };
+
+// A server with API keys on answers 401 until the person gives a key; it stays in this browser.
+function authHeaders() {
+  let key = "";
+  try {
+    key = localStorage.getItem(API_KEY_STORAGE) || "";
+  } catch {
+    // storage blocked: no key
+  }
+  key = key || ui.apiKey.value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function askForKey() {
+  ui.keyRow.hidden = false;
+  ui.apiKey.focus();
+}
 
 // ---------------------------------------------------------------- small DOM helpers
 
@@ -376,7 +396,7 @@ function postChat(message, sessionId, signal) {
   if (sessionId) body.session_id = sessionId;
   return fetch("/chat", {
     method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream", ...authHeaders() },
     body: JSON.stringify(body),
     signal,
   });
@@ -405,6 +425,11 @@ async function send(message) {
       state.sessionId = null;
       response = await postChat(message, null, controller.signal);
       error = response.ok ? null : await readError(response);
+    }
+    if (error && error.code === "unauthorized") {
+      addMessage("error", "This server needs an API key. Enter it below the message box and send again.");
+      askForKey();
+      return;
     }
     if (error) {
       addMessage("error", describeHttpError(response.status, error));
@@ -453,9 +478,14 @@ async function restore() {
   state.conversation.forEach((m) => showMessage(m.role, m.text));
   let response;
   try {
-    response = await fetch(`/sessions/${encodeURIComponent(saved.sessionId)}`);
+    response = await fetch(`/sessions/${encodeURIComponent(saved.sessionId)}`, { headers: authHeaders() });
   } catch {
     addMessage("error", "Could not reach StreamForge to load your earlier dashboard. Check your connection and reload.");
+    return;
+  }
+  if (response.status === 401) {
+    addMessage("notice", "Enter the API key below the message box to continue your conversation.");
+    askForKey();
     return;
   }
   if (!response.ok) {
@@ -521,6 +551,14 @@ document.querySelectorAll("[data-ask]").forEach((chip) => {
   chip.addEventListener("click", () => {
     if (!state.controller) send(chip.dataset.ask);
   });
+});
+
+ui.apiKey.addEventListener("change", () => {
+  try {
+    localStorage.setItem(API_KEY_STORAGE, ui.apiKey.value.trim());
+  } catch {
+    // storage blocked: the key lasts as long as the page
+  }
 });
 
 ui.newConversation.addEventListener("click", () => {
