@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -266,3 +267,11 @@ def test_escaped_surrogate_pairs_survive_repair() -> None:
     assert parse_components(text)[0]["data"]["title"] == "\U0001f600"
     lone = parse_components('[{"type": "SimpleComponent", "data": {"title": "\\ud800"}}]')
     lone[0]["data"]["title"].encode("utf-8")  # no lone surrogate reaches the client
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000, "{" * 100_000, '{"a": [' * 20_000, "$$$" + "[{" * 50_000 + "$$$"]
+)
+def test_pathological_nesting_is_refused_not_raised(text: str) -> None:
+    # json.loads would hit its recursion limit and json-repair would spend seconds: neither happens.
+    assert parse_components(text) == []

@@ -77,14 +77,45 @@ def _payloads(text: str) -> list[str]:
     return payloads
 
 
+# A component is about five levels deep; deeper text is not a plan, and would cost json.loads its
+# recursion limit and json-repair seconds of CPU.
+_MAX_DEPTH = 32
+
+
+def _too_deep(text: str) -> bool:
+    """Does ``text`` nest brackets deeper than a plan can? One pass, strings skipped."""
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                return True
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return False
+
+
 def _load(payload: str) -> Any:
     """Parse strictly when we can (fast, exact), and let json-repair mend the rest."""
     stripped = payload.strip()
     if not stripped:
         return None
+    if _too_deep(stripped):
+        log.warning("an LLM answer nests deeper than %d levels; not parsed", _MAX_DEPTH)
+        return None
     try:
         return _mend_surrogates(json.loads(stripped))
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     # Start at the first bracket: json-repair reads "#" and "//" in leading prose as comments that
     # run to the end of the line, which would swallow JSON on the same line.
