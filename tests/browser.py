@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright
+
+from tests.conftest import free_port, start_server
 
 # Read at import, like conftest.py does: an autouse fixture removes STREAMFORGE_* variables during tests.
 REQUIRE_SERVICES = os.environ.get("STREAMFORGE_REQUIRE_SERVICES") == "1"
@@ -43,60 +40,17 @@ def launch_chromium(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_server(
     data_dir: Path, log_path: Path, timeout: float = 60.0, extra_env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """Run ``python -m streamforge serve`` on a free port until the block ends; yield its base URL.
-
-    The server's output goes to a file, not a pipe: nobody reads a pipe during the tests, and a full
-    pipe would block the server mid-test. The file's tail is in the error if start-up fails.
-    """
-    port = _free_port()
+    """Run ``python -m streamforge serve`` on a free port until the block ends; yield its base URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMFORGE_")}
     env.update(
         {"STREAMFORGE_PATTERN_DELAY": "0.05", "STREAMFORGE_DATA_DIR": str(data_dir), **(extra_env or {})}
     )
-    base = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamforge", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_healthy(f"{base}/healthz", process, log_path, timeout)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"streamforge serve exited with {process.returncode}:\n{tail}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
+    with start_server(free_port(), env, log_path, timeout=timeout) as base:
+        yield base
 
 
 class ConsoleErrors:

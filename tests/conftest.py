@@ -86,7 +86,9 @@ def live_server(data_dir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def start_server(port: int, env: dict[str, str], log: Path, *extra: str) -> Iterator[str]:
+def start_server(
+    port: int, env: dict[str, str], log: Path, *extra: str, timeout: float = 30.0
+) -> Iterator[str]:
     """``streamforge serve`` in a subprocess (its log in a file, so a full pipe never stalls it)."""
     with log.open("wb") as log_file:
         process = subprocess.Popen(
@@ -97,7 +99,7 @@ def start_server(port: int, env: dict[str, str], log: Path, *extra: str) -> Iter
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_for_http(f"{base}/healthz", process=process)
+            wait_for_http(f"{base}/healthz", timeout=timeout, process=process)
             yield base
         except Exception:
             sys.stderr.write(log.read_text()[-3000:])

@@ -381,4 +381,4 @@ async def test_a_pathological_answer_is_parsed_off_the_event_loop(
         beat.cancel()
         await svc.aclose()
     assert result.fallback and frames
-    assert max(gaps) < 0.5  # on the loop, the parse alone would be one gap of about a second
+    assert max(gaps, default=0.0) < 0.5  # on the loop, a slow parse would be one long gap
