@@ -76,6 +76,8 @@ async def test_chat_streams_a_bedrock_plan_in_every_format(fake_bedrock: FakeBed
         again = protocol.decode_text((await client.post("/chat", json={"message": "Analyze  revenue"})).text)
         assert again[-1]["from_cache"] is True and fake_bedrock.calls == 1
         assert {f["id"] for f in again[:-1]}.isdisjoint(f["id"] for f in frames[:-1])
+        metrics = (await client.get("/metrics")).text
+        assert f'streamforge_llm_answer_chars_total{{provider="bedrock"}} {float(len(PLAN))}' in metrics
 
 
 async def test_chat_falls_back_to_offline_when_bedrock_is_down(

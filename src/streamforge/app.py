@@ -31,7 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.planner = await build_planner_service(settings)
+        app.state.planner = await build_planner_service(
+            settings, on_answer=lambda provider, chars: metrics.answer_chars.labels(provider).inc(chars)
+        )
         app.state.sessions = await asyncio.to_thread(
             lambda: build_session_store(
                 settings.state_url,

@@ -66,7 +66,8 @@ class Metrics:
         )
         self.answer_chars = Counter(
             "streamforge_llm_answer_chars_total",
-            "Characters of LLM answers (about four per token)",
+            "Characters of LLM answers read, per provider (about four per token)",
+            ["provider"],
             registry=self.registry,
         )
 

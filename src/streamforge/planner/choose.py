@@ -34,7 +34,7 @@ from streamforge.components import Limits
 from streamforge.config import Settings
 from streamforge.offline.planner import OfflinePlanner
 from streamforge.planner.base import RawComponent
-from streamforge.planner.llm import LLMPlanner
+from streamforge.planner.llm import AnswerHook, LLMPlanner
 from streamforge.planner.schema import CHOOSE_TITLE_MAX, choose_schema
 from streamforge.providers.base import ChatMessage, CompletionRequest, Provider
 
@@ -71,7 +71,12 @@ class ChoosePlanner:
     """Plans by asking ``provider`` to choose among the offline planner's grounded candidates."""
 
     def __init__(
-        self, provider: Provider, settings: Settings, limits: Limits, offline: OfflinePlanner
+        self,
+        provider: Provider,
+        settings: Settings,
+        limits: Limits,
+        offline: OfflinePlanner,
+        on_answer: AnswerHook | None = None,
     ) -> None:
         self.provider = provider
         self.name = provider.name
@@ -81,7 +86,7 @@ class ChoosePlanner:
         self._limits = limits
         self._offline = offline
         # The retry and timeout policy of every LLM call lives in LLMPlanner; reuse it, not copy it.
-        self._caller = LLMPlanner(provider, settings, limits)
+        self._caller = LLMPlanner(provider, settings, limits, on_answer=on_answer)
 
     async def plan(self, message: str, context: dict[str, Any] | None = None) -> list[RawComponent]:
         candidates = await self._offline.candidates(message, context, MAX_CANDIDATES)

@@ -24,6 +24,7 @@ from streamforge.providers.base import Provider
 if TYPE_CHECKING:
     from streamforge.data.source import DataSource
     from streamforge.offline.planner import OfflinePlanner
+    from streamforge.planner.llm import AnswerHook
 
 KNOWN_PROVIDERS = ("offline", "bedrock", "anthropic", "openai", "local")
 LLM_MODES = ("generate", "choose")
@@ -63,7 +64,10 @@ def _provider(name: str, settings: Settings, limits: Limits) -> Provider:
 class _Planners:
     """Builds the chain's planners; the offline planner is made once and shared (choose mode uses it)."""
 
-    def __init__(self, settings: Settings, limits: Limits, source: DataSource | None) -> None:
+    def __init__(
+        self, settings: Settings, limits: Limits, source: DataSource | None, on_answer: AnswerHook | None
+    ) -> None:
+        self.on_answer = on_answer
         self.settings = settings
         self.limits = limits
         self.source = source
@@ -84,11 +88,11 @@ class _Planners:
         if llm_mode(name, self.settings) == "choose":
             from streamforge.planner.choose import ChoosePlanner
 
-            return ChoosePlanner(provider, self.settings, self.limits, self.offline())
+            return ChoosePlanner(provider, self.settings, self.limits, self.offline(), self.on_answer)
         from streamforge.planner.llm import LLMPlanner
 
         source = self.source if self.settings.llm_data else None
-        return LLMPlanner(provider, self.settings, self.limits, source)
+        return LLMPlanner(provider, self.settings, self.limits, source, self.on_answer)
 
 
 def _open_source(settings: Settings) -> DataSource:
@@ -108,14 +112,17 @@ def chain_of(settings: Settings) -> list[str]:
     return chain
 
 
-async def build_planner_service(settings: Settings) -> PlannerService:
-    """The chain named by the settings; the data source is opened off the event loop."""
+async def build_planner_service(settings: Settings, on_answer: AnswerHook | None = None) -> PlannerService:
+    """The chain named by the settings; the data source is opened off the event loop.
+
+    ``on_answer`` hears the length of every LLM answer read (the app counts it in its metrics).
+    """
     chain = chain_of(settings)
     limits = Limits.from_settings(settings)
     choosing = any(name != "offline" and llm_mode(name, settings) == "choose" for name in chain)
     needs_source = "offline" in chain or settings.llm_data or choosing
     source = await asyncio.to_thread(_open_source, settings) if needs_source else None
-    build = _Planners(settings, limits, source)
+    build = _Planners(settings, limits, source, on_answer)
     planners = [build.build(name) for name in chain]
     cache = build_cache(settings.cache_url, ttl=settings.cache_ttl, max_entries=settings.cache_max_entries)
     return PlannerService(

@@ -55,6 +55,10 @@ async def _each(items: list[RawComponent]) -> AsyncIterator[RawComponent]:
         yield item
 
 
+AnswerHook = Callable[[str, int], None]
+"""Called with (provider name, characters of an answer read), e.g. to count tokens in metrics."""
+
+
 class UnusableAnswer(PermanentProviderError):
     """The model answered, but nothing in the answer could be read as components."""
 
@@ -68,8 +72,14 @@ class LLMPlanner:
     """Plans with one provider; ``name`` and ``model_id`` are the provider's."""
 
     def __init__(
-        self, provider: Provider, settings: Settings, limits: Limits, source: DataSource | None = None
+        self,
+        provider: Provider,
+        settings: Settings,
+        limits: Limits,
+        source: DataSource | None = None,
+        on_answer: AnswerHook | None = None,
     ) -> None:
+        self._on_answer = on_answer  # told the length of every answer read (for the metrics)
         self.provider = provider
         self.name = provider.name
         self.model_id = provider.model_id
@@ -77,6 +87,13 @@ class LLMPlanner:
         self._limits = limits
         self._grounder = SQLGrounder(source, limits) if source is not None else None
         self._schema_text: str | None = None
+
+    def _report(self, chars: int) -> None:
+        if self._on_answer is not None:
+            try:
+                self._on_answer(self.name, chars)
+            except Exception:
+                log.exception("the answer hook failed")
 
     async def _prepare(self) -> None:
         """Describe the schema once (introspection touches the database, so off the event loop)."""
@@ -131,6 +148,7 @@ class LLMPlanner:
     async def complete(self, request: CompletionRequest) -> str:
         """Call the provider, retrying transient failures (3 retries by default)."""
         text = await self._retrying(lambda: self._attempt(request))
+        self._report(len(text))
         if len(text) > self._settings.max_answer_chars:
             raise self._too_long(len(text))
         return text
@@ -240,6 +258,7 @@ class LLMPlanner:
                     yield component
                 chunk = await self._next_piece(pieces, deadline)
         finally:
+            self._report(length)
             # Closing the provider's stream closes its HTTP response: nothing more is read or paid for.
             closer = getattr(pieces, "aclose", None)
             if closer is not None:
