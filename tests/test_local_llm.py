@@ -572,3 +572,20 @@ async def test_a_missing_model_is_a_permanent_error_at_call_time(settings: Setti
     with pytest.raises(PermanentProviderError, match="not found"):
         await provider.complete(REQUEST)
     await provider.aclose()
+
+
+async def test_choose_leaves_a_follow_up_to_the_rules(settings: Settings) -> None:
+    from streamforge.components import validate_component
+    from streamforge.data.source import DataSource
+    from streamforge.offline.planner import OfflinePlanner
+
+    source = DataSource.from_settings(settings)
+    limits = Limits.from_settings(settings)
+    offline = OfflinePlanner(source, limits)
+    shown = [validate_component(c, limits) for c in await offline.plan("revenue by region")]
+    previous = [c.model_dump(mode="json") for c in shown if c is not None]
+    provider = _Scripted("{}")
+    planner = ChoosePlanner(provider, settings, limits, offline)
+    edit = await planner.plan("make it a pie chart", {"previous": previous, "history": []})
+    assert provider.requests == []  # an edit of what is on screen: nothing to choose, no call
+    assert edit[0]["id"] == previous[0]["id"] and edit[0]["data"]["chart_type"] == "pie"

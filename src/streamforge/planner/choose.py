@@ -89,6 +89,13 @@ class ChoosePlanner:
         self._caller = LLMPlanner(provider, settings, limits, on_answer=on_answer)
 
     async def plan(self, message: str, context: dict[str, Any] | None = None) -> list[RawComponent]:
+        on_screen = {c.get("id") for c in (context or {}).get("previous") or [] if isinstance(c, dict)}
+        if on_screen:
+            # A follow-up edits what is on screen (same ids, removals): there is nothing to choose,
+            # so the rules' edit is the answer, and a fresh question goes on to the candidates.
+            edit = await self._offline.plan(message, context)
+            if any(c.get("id") in on_screen for c in edit if isinstance(c, dict)):
+                return edit
         candidates = await self._offline.candidates(message, context, MAX_CANDIDATES)
         offered = [c for c in candidates if _sql_of(c)]
         if len(offered) <= 1:
