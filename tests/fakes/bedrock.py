@@ -242,10 +242,14 @@ class FakeBedrock:
 
     # -- lifecycle
 
+    def handler_base(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler to serve with; a subclass of the fake swaps in its own."""
+        return _Handler
+
     def start(self) -> FakeBedrock:
         fake = self
 
-        class Handler(_Handler):
+        class Handler(self.handler_base()):  # type: ignore[misc]
             owner = fake
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

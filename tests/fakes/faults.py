@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -396,21 +396,8 @@ class FaultyBedrock(_Recorder, FakeBedrock):
         super().__init__()
         self._init_recorder()
 
-    def start(self) -> FaultyBedrock:
-        # FakeBedrock.start builds its handler class inline; this is the same, with ours.
-        fake = self
-
-        class Handler(_FaultyBedrockHandler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
+    def handler_base(self) -> type[BaseHTTPRequestHandler]:
+        return _FaultyBedrockHandler
 
     def __enter__(self) -> FaultyBedrock:
         return self.start()
