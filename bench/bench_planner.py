@@ -13,7 +13,6 @@ Run: ``uv run python -m bench.bench_planner`` (prints a Markdown table).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import tempfile
@@ -27,40 +26,13 @@ import uvicorn
 from fastapi.responses import PlainTextResponse
 from tests.conftest import free_port, wait_for_http
 from tests.fakes.bedrock import FakeBedrock, text
+from tests.fakes.plans import THREE_COMPONENTS, framed
 
 from streamforge.app import create_app
 from streamforge.config import Settings
 from streamforge.planner.factory import build_planner_service
 
-PLAN = (
-    "$$$"
-    + json.dumps(
-        [
-            {
-                "type": "SimpleComponent",
-                "data": {"title": "Revenue", "value": 1250000, "unit": "USD", "delta": "+8%"},
-            },
-            {
-                "type": "ChartComponent",
-                "data": {
-                    "title": "Revenue by month",
-                    "chart_type": "line",
-                    "x_axis": [f"2025-{m:02d}" for m in range(1, 13)],
-                    "series": [{"label": "Revenue", "values": [100 + m for m in range(12)]}],
-                },
-            },
-            {
-                "type": "TableA",
-                "data": {
-                    "title": "Top regions",
-                    "columns": ["Region", "Revenue"],
-                    "rows": [["Europe", 1], ["APAC", 2], ["LATAM", 3]],
-                },
-            },
-        ]
-    )
-    + "$$$"
-)
+PLAN = framed(THREE_COMPONENTS)
 
 
 async def median_ms(fn: Callable[[], Awaitable[object]], runs: int) -> float:

@@ -11,12 +11,12 @@ Run: ``uv run python -m bench.bench_streaming``
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import time
 
 from tests.fakes.bedrock import FakeBedrock, stream
+from tests.fakes.plans import THREE_COMPONENTS, framed
 
 from streamforge.components import Limits
 from streamforge.config import Settings
@@ -30,27 +30,7 @@ TOKEN_DELAY = 0.005
 
 
 def _plan() -> str:
-    components = [
-        {"type": "SimpleComponent", "data": {"title": "Revenue", "value": 1250000, "unit": "USD"}},
-        {
-            "type": "ChartComponent",
-            "data": {
-                "title": "Revenue by month",
-                "chart_type": "line",
-                "x_axis": [f"2025-{m:02d}" for m in range(1, 13)],
-                "series": [{"label": "Revenue", "values": [100 + m for m in range(12)]}],
-            },
-        },
-        {
-            "type": "TableA",
-            "data": {
-                "title": "Top regions",
-                "columns": ["Region", "Revenue"],
-                "rows": [["Europe", 1], ["APAC", 2], ["LATAM", 3], ["North America", 4]],
-            },
-        },
-    ]
-    return "$$$" + json.dumps(components) + "$$$"
+    return framed(THREE_COMPONENTS)
 
 
 async def one_run(fake: FakeBedrock, svc: PlannerService) -> tuple[float, float]:
