@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 from streamforge.components import Limits, validate_component
 from streamforge.data.source import DataSource, QueryError
 from streamforge.offline.planner import OfflinePlanner
+from tests.conftest import REQUIRE_SERVICES
+from tests.fakes.bedrock import FakeBedrock, text
 from tests.fixtures import dbs
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -37,6 +40,8 @@ def pg_source(sample_path: Path) -> Iterator[DataSource]:
     try:
         conn = psycopg.connect(DSN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
+        if REQUIRE_SERVICES:  # in CI (.ci/run starts it) a missing server fails the test
+            pytest.fail(f"postgres is not running: {exc}")
         pytest.skip(f"postgres is not running: {exc}")
     lite = sqlite3.connect(sample_path)
     with conn:
@@ -91,3 +96,42 @@ def test_planner_answers_from_postgres(pg_source: DataSource, sample_path: Path)
             c["data"].get("series") or c["data"].get("value") for c in same
         ], message
     lite.close()
+
+
+async def test_an_llm_plan_runs_its_sql_on_postgres(pg_source: DataSource, fake_bedrock: FakeBedrock) -> None:
+    """STREAMFORGE_DATABASE_URL=postgresql://... for an LLM planner: its SQL is guarded and run there."""
+    from streamforge.config import Settings
+    from streamforge.planner.factory import build_planner_service
+
+    sql = "SELECT region, SUM(revenue) AS total FROM orders GROUP BY region ORDER BY total DESC"
+    plan = [
+        {
+            "type": "ChartComponent",
+            "data": {
+                "title": "Revenue by region",
+                "chart_type": "bar",
+                "x_axis": ["a"],
+                "series": [{"label": "x", "values": [1]}],
+                "sql": sql,
+            },
+        }
+    ]
+    fake_bedrock.push(text("$$$" + json.dumps(plan) + "$$$"))
+    settings = Settings(
+        provider="bedrock",
+        bedrock_endpoint_url=fake_bedrock.url,
+        database_url=URL,
+        llm_stream=False,
+        offline_last_resort=False,
+        _env_file=None,
+    )  # type: ignore[call-arg]
+    service = await build_planner_service(settings)
+    try:
+        result = await service.generate_layout("revenue by region")
+    finally:
+        await service.aclose()
+    chart = result.components[0]
+    expected = await pg_source.run(sql)
+    assert chart["data"]["x_axis"] == [row[0] for row in expected.rows]
+    assert chart["data"]["series"][0]["values"] == [row[1] for row in expected.rows]
+    assert chart["data"]["source"]["x"] == "region" and chart["data"]["source"]["y"] == "revenue"
