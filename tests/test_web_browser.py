@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 pytest.importorskip("playwright.sync_api")
@@ -398,3 +400,18 @@ def test_a_server_with_api_keys_asks_for_one(browser: Browser, tmp_path: Path) -
             assert errors.unexpected("401") == []  # the browser logs the refused request itself
         finally:
             context.close()
+
+
+def test_new_conversation_forgets_the_old_one_on_the_server(page: Page, server: str) -> None:
+    errors = open_page(page)
+    ask(page, "kpi card")
+    session_id = page.evaluate("JSON.parse(localStorage.getItem('streamforge.conversation.v1')).sessionId")
+    assert httpx.get(f"{server}/sessions/{session_id}").status_code == 200
+    with page.expect_request(lambda r: r.method == "DELETE"):
+        page.get_by_role("button", name="New conversation").click()
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{server}/sessions/{session_id}").status_code != 404:
+        assert time.monotonic() < deadline, "the old session is still on the server"
+        time.sleep(0.05)
+    expect(page.locator("#conversation .message")).to_have_count(0)
+    assert errors.unexpected() == []

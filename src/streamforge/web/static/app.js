@@ -561,8 +561,19 @@ ui.apiKey.addEventListener("change", () => {
   }
 });
 
+// Starting over means the old conversation is done: tell the server now rather than let it idle
+// until it expires. Best effort: the page does not wait, and a failure changes nothing here.
+function forgetOnServer(sessionId) {
+  if (!sessionId) return;
+  fetch(`/sessions/${encodeURIComponent(sessionId)}`, { method: "DELETE", headers: authHeaders() }).catch(
+    () => {},
+  );
+}
+
 ui.newConversation.addEventListener("click", () => {
+  const finished = state.controller ? null : state.sessionId; // mid-answer, the turn is still being saved
   startFresh();
+  forgetOnServer(finished);
   ui.input.focus();
 });
 
