@@ -224,3 +224,65 @@ def test_csv_folder_plans_like_sqlite(hr_csv_source: DataSource, hr_source: Data
     for message in ("average salary by department", "hires per quarter", "reviews in 2024 by month"):
         a, b = plan(csv_planner, message), plan(lite_planner, message)
         assert [c["data"].get("series") for c in a] == [c["data"].get("series") for c in b], message
+
+
+# ---------------------------------------------------------------- rates and ratios
+
+
+@pytest.mark.parametrize(
+    ("message", "shape", "x", "y"),
+    [
+        ("refund rate", "card", None, "status"),
+        ("percentage of active users", "card", None, "is_active"),
+        ("what fraction of users are on the pro plan", "card", None, "plan"),
+        ("share of cancelled orders per region", "bar", "region", "status"),
+        ("percentage of active users by plan", "bar", "plan", "is_active"),
+        ("cancellation rate over time", "line", "order_date", "status"),
+    ],
+)
+def test_rates_are_percentages_of_rows(
+    sample_planner: OfflinePlanner, sample_path: Path, message: str, shape: str, x: str | None, y: str
+) -> None:
+    first = plan(sample_planner, message)[0]
+    data = first["data"]
+    source = data["source"]
+    assert (source["aggregate"], source["x"], source["y"]) == ("avg", x, y)
+    assert "AVG(CASE WHEN" in source["sql"]
+    conn = sqlite3.connect(sample_path)
+    rows = conn.execute(source["sql"]).fetchall()  # the SQL as shown runs on the database
+    assert rows
+    if shape == "card":
+        assert first["type"] == "SimpleComponent" and data["unit"] == "%"
+        values = [data["value"]]
+        assert abs(rows[0][0] - data["value"]) < 0.01
+    else:
+        assert first["type"] == "ChartComponent" and data["chart_type"] == shape
+        values = [v for s in data["series"] for v in s["values"] if v is not None]
+    assert values and all(0 <= v <= 100 for v in values)
+    assert any(0 < v < 100 for v in values)
+
+
+def test_rate_matches_the_share_counted_by_hand(sample_planner: OfflinePlanner, sample_path: Path) -> None:
+    conn = sqlite3.connect(sample_path)
+    by_region = dict(
+        conn.execute(
+            "SELECT region, 100.0 * SUM(status = 'cancelled') / COUNT(*) FROM orders GROUP BY region"
+        ).fetchall()
+    )
+    data = charts(plan(sample_planner, "share of cancelled orders per region"))[0]
+    shown = dict(zip(data["x_axis"], data["series"][0]["values"], strict=True))
+    assert shown == {k: round(v, 2) for k, v in by_region.items()}
+
+
+def test_rate_noun_finds_its_flag_on_another_schema(hr_planner: OfflinePlanner) -> None:
+    data = charts(plan(hr_planner, "remote rate by department"))[0]
+    assert data["chart_type"] == "bar" and data["source"]["y"] == "work_mode"
+    assert all(0 <= v <= 100 for v in data["series"][0]["values"])
+
+
+def test_a_rate_survives_a_follow_up(sample_planner: OfflinePlanner) -> None:
+    from streamforge.offline.spec import from_component
+
+    first = plan(sample_planner, "share of cancelled orders per region")[0]
+    spec = from_component(first, sample_planner.source.schema, sample_planner.source.dialect)
+    assert spec is not None and spec.metrics[0].rate and spec.metrics[0].rate_value == "cancelled"

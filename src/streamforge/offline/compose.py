@@ -126,6 +126,8 @@ def metrics_title(metrics: list[Metric]) -> str:
 
 def metric_title(metric: Metric) -> str:
     name = metric_label(metric)
+    if metric.rate:
+        return name
     if metric.aggregate == "count":
         return name if metric.column is None or metric.distinct else f"Number of {name.lower()}"
     return f"{_AGG_TITLE[metric.aggregate]} {name.lower()}"
@@ -407,7 +409,7 @@ def kpi_piece(ctx: Ctx, metrics: list[Metric]) -> Piece:
                     change = render.delta(row.get(f"cur{i}"), row.get(f"prev{i}"), before.label)
                     d = f"{current.label}: {change}" if change else None
                 desc = ctx.describe("All time." if time is not None else "")
-            unit = render.unit_of(m.column)
+            unit = render.metric_unit(m)
             cards.append(render.card(metric_title(m), value, src, unit, d, desc))
         return cards
 
@@ -771,7 +773,7 @@ def _period_delta_card(ctx: Ctx, metric: Metric, periods: list[Period]) -> Piece
                 f"{metric_title(metric)}, {second.label}",
                 row.get("cur0"),
                 src,
-                render.unit_of(metric.column),
+                render.metric_unit(metric),
                 d,
             )
         ]

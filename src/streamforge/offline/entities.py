@@ -48,6 +48,16 @@ from streamforge.offline.periods import Period, find_periods, resolve
 
 __all__ = ["Col", "Cond", "Metric", "Request", "default_metric", "humanize", "main_table", "understand"]
 
+# A rate or ratio of rows: "churn rate", "percentage of active users", "share of cancelled orders".
+_RATE = re.compile(
+    r"\b(?:rates?|ratios?|percentages?|percent|pct|shares?|fractions?|proportions?)\s+of\b"
+    r"|\b(?:what|which)\s+(?:percentage|percent|share|fraction|proportion)\b"
+    r"|\b[a-z]+\s+(?:rates?|ratios?)\b|%\s*of\b"
+)
+_RATE_WORDS = re.compile(
+    r"\b(?:what|which)\s+(?:percentage|percent|share|fraction|proportion)\s+of\b"
+    r"|\b(?:rates?|ratios?|percentages?|percent|pct|shares?|fractions?|proportions?)\b\s*(?:of\b)?|%\s*(?:of\b)?"
+)
 _GROUP_WORDS = frozenset({"by", "per", "across", "each", "every"})
 _ACTIVE_USERS = re.compile(r"\b(?:active\s+(?:users?|customers?|members?|accounts?|people)|dau|wau|mau)\b")
 COMPARATOR = re.compile(
@@ -82,6 +92,10 @@ class Metric:
     aggregate: str  # sum avg min max count
     distinct: bool = False
     label: str = ""
+    # A rate: the percentage of rows whose ``column`` is true (``rate_value`` None) or equals
+    # ``rate_value``; computed as 100 * AVG(CASE WHEN ... THEN 1.0 ELSE 0 END), aggregate "avg".
+    rate: bool = False
+    rate_value: Any = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +285,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
             dims.append((m, group))
 
     notes = [f"Read “{m.text}” as {_describe(m.targets[0])}." for m in mentions if m.fuzzy and m.targets]
+    rate_cue = bool(_RATE.search(text)) and not measures and info.intent != "relationship"
     aggregate = _explicit_aggregate(text)
     metric: Metric | None = None
     metric_named = True
@@ -307,6 +322,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         time_col = Col(t.table, t.column or "")
         time_named = True
     ranked_by_table = False
+    grouped_base = False  # the counted table was only named as a grouping ("by department")
     if metric is None and tables:
         counted = [m for m, group in tables if not group] or [m for m, _ in tables]
         after_by = [m for m, group in tables if group]
@@ -317,6 +333,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         dim_tables = {t.table for m, _ in dims for t in m.targets}
         direct = [m for m in counted if m.targets[0].table in dim_tables]
         chosen = (direct or counted)[-1]
+        grouped_base = any(m is chosen and g for m, g in tables)
         table = schema.tables[chosen.targets[0].table]
         measure = default_measure(table) if aggregate in ("sum", "avg", "min", "max") else None
         if measure is not None and aggregate is not None:
@@ -400,7 +417,7 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         grouped = any(
             in_group_role(toks, m, mentions) for m, _ in dims if m.targets[0].column == grouping.name
         )
-        if info_col.boolean and not grouped and info.intent not in ("share", "comparison"):
+        if info_col.boolean and not grouped and (info.intent not in ("share", "comparison") or rate_cue):
             group_cols.remove(grouping)
             conds.append(Cond(grouping, "=", True))
     conds.extend(comparisons(text, schema, base, [*measures, *operands], metric))
@@ -409,6 +426,28 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
     filtered = {c.col for c in conds if c.op in ("=", "in")}
     loose = {c for m, group in dims if not group for c in [resolve_column(schema, base, m.targets)] if c}
     group_cols = [c for c in group_cols if not (c in filtered and c in loose)]
+
+    if rate_cue:
+        # A table named only as the grouping ("by department") is not what the rate is a share of.
+        loose_base = not metric_named or grouped_base or any(g.table == base for g in group_cols)
+        rate_conds = [c for c in conds if c.col not in group_cols]
+        found_rate = _rate_metric(schema, base, loose_base, rate_conds)
+        if found_rate is None:
+            guessed = _rate_cond(text, schema, base, loose_base)
+            if guessed is not None and guessed.col not in group_cols:
+                conds.append(guessed)
+                found_rate = _rate_metric(schema, base, loose_base, [guessed])
+        if found_rate is not None:
+            metric, used_cond = found_rate
+            conds = [c for c in conds if c is not used_cond]
+            label = schema.tables[base].label or schema.tables[base].primary_key
+            if grouped_base and metric.table != base and label and not group_cols:
+                group_cols.append(Col(base, label))
+            base = metric.table
+            time_col = time_col if time_col is not None and time_named else time_of(schema, base)
+            info = _rate_intent(text, info, bool(group_cols))
+            entity = None
+            metric_named = True
 
     periods: list[Period] = []
     refs = find_periods(text)
@@ -476,6 +515,80 @@ def understand(message: str, schema: Schema, vocab: Vocabulary) -> Request:
         unmatched=unmatched,
         matched=bool(mentions),
     )
+
+
+def _rate_metric(
+    schema: Schema, base: str, loose_base: bool, conds: list[Cond]
+) -> tuple[Metric, Cond] | None:
+    """The rate a message asks for: the share of rows whose flag is set or whose category matches.
+
+    The first filter on a boolean column (``is_active``) or on a categorical value (``status =
+    'cancelled'``) becomes the figure instead: 100 * AVG(CASE WHEN ... THEN 1.0 ELSE 0 END), over the
+    table that holds the column. A filter on another table than the one counted is used only when the
+    counted table was a default, so "share of orders" never turns into a share of users.
+    """
+    for cond in conds:
+        if cond.op not in ("=", "in"):
+            continue
+        info = schema.column(cond.col.table, cond.col.name)
+        if info.boolean:
+            if cond.value is not True:
+                continue
+            value: Any = None
+            label = re.sub(r"^(?:is|has|was)\s+", "", humanize(cond.col.name).lower())
+        elif info.kind in ("measure", "temporal"):
+            continue
+        else:
+            value = list(cond.value) if cond.op == "in" else cond.value
+            label = " or ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        if cond.col.table != base and (not loose_base or schema.join_path(cond.col.table, base) is None):
+            continue
+        rate = Metric(
+            cond.col.table, cond.col.name, "avg", rate=True, rate_value=value, label=humanize(f"{label} rate")
+        )
+        return rate, cond
+    return None
+
+
+_RATE_NOUN = re.compile(r"\b([a-z]{4,})\s+(?:rates?|ratios?)\b")
+
+
+def _rate_cond(text: str, schema: Schema, base: str, loose_base: bool) -> Cond | None:
+    """The flag or category behind a rate noun that matched no column: "churn rate" -> ``churned``.
+
+    The noun before "rate" is cut to its first five letters and compared with the boolean columns and
+    the categorical values of the counted table (of any table when none was named): "cancellation"
+    finds ``status = 'cancelled'``, "conversion" a ``converted`` flag, "refund" ``refunded``.
+    """
+    m = _RATE_NOUN.search(text)
+    if m is None:
+        return None
+    stem = m.group(1)[:5]
+    tables = [schema.tables[base]]
+    if loose_base:
+        tables += sorted((t for t in schema.tables.values() if t.name != base), key=lambda t: -t.row_count)
+    for table in tables:
+        for col in table.columns.values():
+            if col.boolean and any(w.startswith(stem) for w in re.split(r"[^a-z]+", col.name.lower())):
+                return Cond(Col(table.name, col.name), "=", True)
+        for col in table.columns.values():
+            if col.kind in ("measure", "temporal") or col.boolean:
+                continue
+            for value in col.values:
+                if isinstance(value, str) and value.lower().startswith(stem):
+                    return Cond(Col(table.name, col.name), "=", value)
+    return None
+
+
+def _rate_intent(text: str, info: IntentInfo, grouped: bool) -> IntentInfo:
+    """How a rate is drawn: the intent of the message without its rate words ("share of" is no pie)."""
+    bare = detect(_RATE_WORDS.sub(" ", text))
+    intent = bare.intent
+    if intent in ("share", "list", "distribution"):
+        intent = "none"
+    if intent == "none" and not grouped and bare.grain is None:
+        intent = "single"
+    return replace(info, intent=intent, grain=bare.grain or info.grain)
 
 
 def _compared(toks: list[Token], m: Mention) -> bool:

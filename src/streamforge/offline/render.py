@@ -171,6 +171,11 @@ def unit_of(column: str | None) -> str | None:
     return None
 
 
+def metric_unit(metric: Metric) -> str | None:
+    """The unit a figure is shown in: "%" for a rate, else what its column name says."""
+    return "%" if metric.rate else unit_of(metric.column)
+
+
 def bucket_labels(grain: str, start: date, end: date) -> list[str]:
     """Every bucket label from ``start`` to ``end`` (exclusive), as the SQL templates write them."""
     labels: list[str] = []

@@ -19,6 +19,7 @@ and the message is answered as a fresh question.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -138,6 +139,25 @@ class _Reader:
                     return name, isinstance(agg.this, exp.Distinct)
         return None
 
+    def rate_of(self, alias: str) -> tuple[bool, Any]:
+        """Whether the figure behind ``alias`` is a rate (AVG of a CASE), and the value it counts."""
+        for node in self.tree.find_all(exp.Alias):
+            if node.alias != alias:
+                continue
+            avg = node.this.find(exp.Avg)
+            case = avg.this if avg is not None else None
+            while isinstance(case, exp.Case) and isinstance(case.args["ifs"][0].args.get("true"), exp.Case):
+                case = case.args["ifs"][0].args["true"]  # a period's CASE around the rate's own
+            if not isinstance(case, exp.Case) or not isinstance(node.this, exp.Mul):
+                continue
+            test = case.args["ifs"][0].this
+            if isinstance(test, exp.In):
+                return True, [_literal(v) for v in test.expressions]
+            if isinstance(test, exp.EQ):
+                value = _literal(test.expression)
+                return True, None if value is True else value
+        return False, None
+
     def order_and_limit(self) -> tuple[str, int | None, list[tuple[str, bool]]]:
         """The sort (by value or by key), the LIMIT, and the ordered column names of the outer query."""
         select = self.tree if isinstance(self.tree, exp.Select) else self.tree.find(exp.Select)
@@ -160,6 +180,15 @@ class _Reader:
             elif isinstance(target, exp.Column):
                 columns.append((target.name, desc))
         return order, limit, columns
+
+
+def _literal(node: exp.Expr) -> Any:
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    if isinstance(node, exp.Literal) and not node.is_string:
+        number = float(node.this)
+        return int(number) if number.is_integer() else number
+    return node.name if isinstance(node, exp.Literal) else node.sql()
 
 
 def _metric(reader: _Reader, column: str | None, aggregate: str, distinct: bool) -> Metric | None:
@@ -283,6 +312,13 @@ def from_component(frame: dict[str, Any], schema: Schema, dialect: str) -> Spec 
         metric = _metric(reader, y, found[0] if i else aggregate, found[1])
         if metric is None:
             return None
+        is_rate, rate_value = reader.rate_of(f"m{i}")
+        if not is_rate:
+            is_rate, rate_value = reader.rate_of(f"all{i}")
+        if is_rate and metric.column is not None and metric.aggregate == "avg":
+            shown = rate_value if rate_value is not None else re.sub(r"^(?:is|has|was)_", "", metric.column)
+            label = " or ".join(map(str, shown)) if isinstance(shown, list) else str(shown)
+            metric = replace(metric, rate=True, rate_value=rate_value, label=humanize(f"{label} rate"))
         metrics.append(metric)
     if not metrics or metrics[0].table != base:
         return None  # the figure of another table than the one counted: not ours to re-plan

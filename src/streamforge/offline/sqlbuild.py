@@ -139,6 +139,14 @@ class Builder:
                 if when is not None
                 else exp.Count(this=exp.Star())
             )
+        if metric.rate:
+            value_of = True if metric.rate_value is None else metric.rate_value
+            op = "in" if isinstance(value_of, list | tuple) else "="
+            hit = self.condition(Cond(Col(metric.table, metric.column), op, value_of))
+            share = exp.Case(
+                ifs=[exp.If(this=hit, true=exp.Literal.number("1.0"))], default=exp.Literal.number(0)
+            )
+            return exp.Mul(this=exp.Literal.number("100.0"), expression=exp.Avg(this=_when(share, when)))
         value = _when(self.col(Col(metric.table, metric.column)), when)
         if metric.aggregate == "count":
             inner = exp.Distinct(expressions=[value]) if metric.distinct else value
