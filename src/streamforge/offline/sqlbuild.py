@@ -322,6 +322,11 @@ def rows_sql(
     return select.limit(limit).sql(dialect=dialect)
 
 
+def _both_present(*columns: exp.Expr) -> list[exp.Expr]:
+    """``col IS NOT NULL`` for each column: a scatter point or a correlation needs both values."""
+    return [exp.Not(this=exp.Is(this=c, expression=exp.null())) for c in columns]
+
+
 def points_sql(
     schema: Schema,
     dialect: str,
@@ -338,10 +343,7 @@ def points_sql(
     b = Builder(schema, dialect, base)
     select = exp.select(exp.alias_(b.col(x), "x", quoted=True), exp.alias_(b.col(y), "y", quoted=True))
     where = _where(b, conds, time, period)
-    where += [
-        exp.Not(this=exp.Is(this=b.col(x), expression=exp.null())),
-        exp.Not(this=exp.Is(this=b.col(y), expression=exp.null())),
-    ]
+    where += _both_present(b.col(x), b.col(y))
     pk = schema.tables[base].primary_key
     if pk and stride > 1 and schema.column(base, pk).integer:
         where.append(
@@ -376,10 +378,7 @@ def correlation_sql(
     ]
     select = exp.select(*[exp.alias_(p, f"s{i}", quoted=True) for i, p in enumerate(parts)])
     where = _where(b, conds, time, period)
-    where += [
-        exp.Not(this=exp.Is(this=cx.copy(), expression=exp.null())),
-        exp.Not(this=exp.Is(this=cy.copy(), expression=exp.null())),
-    ]
+    where += _both_present(cx.copy(), cy.copy())
     return b.finish(select, where).sql(dialect=dialect)
 
 
