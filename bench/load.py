@@ -32,7 +32,6 @@ import itertools
 import os
 import platform
 import random
-import socket
 import ssl
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks-load.md"
@@ -187,13 +187,6 @@ async def each_once(base: str, phase: Phase, questions: list[str]) -> Phase:
         await asyncio.gather(*(worker(c) for c in clients))
         phase.elapsed = time.perf_counter() - started
     return phase
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_server(data_dir: Path, log: Path, workers: int, state: str) -> tuple[subprocess.Popen[bytes], str]:
