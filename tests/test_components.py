@@ -57,7 +57,7 @@ def test_existing_uuid7_is_kept_and_other_ids_rejected() -> None:
             "two pies",
         ),
         (chart("pie", series=[{"label": "a", "values": [1, -2]}]), "negative pie"),
-        (chart("scatter", series=[{"label": "s", "values": [1, 2]}]), "scatter without points"),
+        (chart("scatter", x_axis=[], series=[{"label": "s", "values": [1, 2]}]), "scatter without points"),
         (chart("line", series=[{"label": "s", "values": [[1, 2], [3, 4]]}]), "points on a line chart"),
         ({"type": "Gauge", "data": {"title": "x"}}, "unknown type"),
         ({"data": {"title": "x", "value": 1}}, "no type"),

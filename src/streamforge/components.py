@@ -176,17 +176,19 @@ class ChartData(_Data):
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
-        """Scatter series are ``[x, y]`` points; every other chart pairs values with ``x_axis``."""
+        """Scatter series are ``[x, y]`` points, or values over a category ``x_axis`` (counts per
+        gender drawn as dots); every other chart pairs values with ``x_axis``."""
         for s in self.series:
             if not s.values and (self.chart_type == "scatter" or not self.x_axis):
                 continue  # a progressive frame that has not received its points yet
             is_points = all(isinstance(v, list) for v in s.values)
-            if self.chart_type == "scatter":
+            on_axis = self.chart_type != "scatter" or bool(self.x_axis)
+            if self.chart_type == "scatter" and not self.x_axis:
                 if not is_points:
                     raise ValueError(f"scatter series {s.label!r} must be a list of [x, y] points")
             elif is_points or any(isinstance(v, list) for v in s.values):
                 raise ValueError(f"{self.chart_type} series {s.label!r} must be a list of numbers")
-            if self.chart_type != "scatter" and len(s.values) != len(self.x_axis):
+            if on_axis and len(s.values) != len(self.x_axis):
                 raise ValueError(
                     f"series {s.label!r} has {len(s.values)} values but x_axis has {len(self.x_axis)}"
                 )

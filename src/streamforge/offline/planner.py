@@ -20,8 +20,13 @@ from streamforge.components import Limits
 from streamforge.data.source import DataSource
 from streamforge.offline import followup, render
 from streamforge.offline.compose import compose
+from streamforge.offline.draw import draw
 from streamforge.offline.entities import Request, understand
+from streamforge.offline.link import Lexicon, ValueFetch
 from streamforge.offline.match import Vocabulary
+from streamforge.offline.read import Reading, read
+from streamforge.offline.views import decide
+from streamforge.offline.viewsql import view_sql
 
 __all__ = ["OfflinePlanner"]
 
@@ -38,6 +43,7 @@ class OfflinePlanner:
         self.source = source
         self.limits = limits
         self._vocabulary: Vocabulary | None = None
+        self._lexicon: Lexicon | None = None
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -46,9 +52,29 @@ class OfflinePlanner:
             self._vocabulary = Vocabulary.build(self.source.schema)
         return self._vocabulary
 
+    @property
+    def lexicon(self) -> Lexicon:
+        """The chart pipeline's names and value index, built once (it reads distinct values: run it
+        off the event loop, as :meth:`prepare` does)."""
+        if self._lexicon is None:
+            self._lexicon = Lexicon(self.source.schema, self._distinct_values())
+        return self._lexicon
+
+    def _distinct_values(self) -> dict[tuple[str, str], list[Any]]:
+        """Distinct values of text columns (bounded by the source's row limit), for "in China"."""
+        out: dict[tuple[str, str], list[Any]] = {}
+        for table, column in ValueFetch.plan(self.source.schema).columns:
+            col = self.source.quote(column)
+            sql = f"SELECT DISTINCT {col} FROM {self.source.quote(table)} WHERE {col} IS NOT NULL"
+            try:
+                out[(table, column)] = [row[0] for row in self.source.run_sync(sql).rows]
+            except Exception:  # one unreadable column must not cost the others their values
+                log.warning("distinct values of %s.%s not indexed", table, column, exc_info=True)
+        return out
+
     async def prepare(self) -> None:
         """Introspect and build the vocabulary now (in a thread), so the first request is fast."""
-        await asyncio.to_thread(lambda: self.vocabulary)
+        await asyncio.to_thread(lambda: (self.vocabulary, self.lexicon))
 
     def understand(self, message: str) -> Request:
         return understand(message, self.source.schema, self.vocabulary)
@@ -61,7 +87,7 @@ class OfflinePlanner:
         ``{"type": "remove", "id": ...}``. A message that is not a follow-up, or one that cannot be
         applied, is answered as a fresh question.
         """
-        if self._vocabulary is None:
+        if self._vocabulary is None or self._lexicon is None:
             await self.prepare()
         previous = (context or {}).get("previous")
         if isinstance(previous, list) and previous:
@@ -76,6 +102,11 @@ class OfflinePlanner:
             )
             if changed is not None:
                 return changed
+        reading = read(message)
+        if reading.chart_named:
+            chart = await self._chart(reading)
+            if chart is not None:
+                return [chart]
         req = self.understand(message)
         pieces = compose(req, self.source.schema, self.source.dialect, self.limits)
         results = await asyncio.gather(*(piece(self.source.run) for piece in pieces))
@@ -85,6 +116,21 @@ class OfflinePlanner:
         if note is not None:
             components = [*components[: limit - 1], note]
         return components[:limit]
+
+    async def _chart(self, reading: Reading) -> dict[str, Any] | None:
+        """The one chart a message asks for by name ("a pie chart of ..."), or None to answer it as a
+        dashboard (no x axis could be found, or the statement failed)."""
+        view = decide(reading, self.lexicon)
+        if view is None:
+            return None
+        schema = self.source.schema
+        try:
+            sql = view_sql(view, schema, self.source.dialect, self.limits.max_points)
+            result = await self.source.run(sql)
+        except Exception:
+            log.warning("chart view failed; answering as a dashboard", exc_info=True)
+            return None
+        return draw(view, result.columns, result.rows, sql, schema, self.limits)
 
     async def candidates(
         self, message: str, context: dict[str, Any] | None = None, n: int = 8

@@ -158,6 +158,8 @@ class Builder:
         column = self.col(cond.col)
         if cond.op == "in":
             return exp.In(this=column, expressions=[literal(v) for v in cond.value])
+        if cond.op == "not in":
+            return exp.Not(this=exp.In(this=column, expressions=[literal(v) for v in cond.value]))
         if cond.op == "between":
             low, high = cond.value
             return exp.Between(this=column, low=literal(low), high=literal(high))

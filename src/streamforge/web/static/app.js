@@ -210,6 +210,10 @@ function chartTraces(data) {
     }];
   }
   return data.series.map((series) => {
+    if (data.chart_type === "scatter" && data.x_axis.length) {
+      // dots over a category axis (e.g. counts per gender)
+      return { type: "scatter", mode: "markers", name: series.label, x: data.x_axis, y: series.values };
+    }
     if (data.chart_type === "scatter") {
       const points = series.values;
       const [x, y] = [points.map((p) => p[0]), points.map((p) => p[1])];
@@ -251,7 +255,7 @@ function renderChart(body, data) {
     plot.setAttribute("role", "figure");
     body.replaceChildren(plot);
   }
-  const points = data.chart_type === "scatter" ? (data.series[0]?.values.length ?? 0) : data.x_axis.length;
+  const points = data.chart_type === "scatter" && !data.x_axis.length ? (data.series[0]?.values.length ?? 0) : data.x_axis.length;
   const summary = `${data.title}, ${data.series.length} series, ${points} points`;
   plot.setAttribute("aria-label", `${data.chart_type} chart: ${summary}`);
   if (!window.Plotly) {

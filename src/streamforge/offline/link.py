@@ -1,0 +1,361 @@
+"""Step two: words linked to tables, columns and values, each link with a score from one table.
+
+A column is known by several forms of its name, built once per schema: its words (``AllergyType`` ->
+"allergy type"), the same run together, its core without generic words (``County_name`` in
+``county`` -> "county"), and everyday synonyms from the :class:`~streamforge.offline.language.Language`.
+A span of the message (one to four words) is scored against every form by the rules in ``_SCORES``,
+strongest first:
+
+============  =====  ============================================================================
+rule          score  example
+============  =====  ============================================================================
+exact         1.00   "allergy type" = ``AllergyType``; "date_of_birth" = ``Date_of_Birth``
+core          0.90   "commander" = ``Bulgarian_Commander``? no: the core drops only generic words
+abbreviation  0.85   "population" = ``pop``; "last name" = ``LName``; "miles per gallon" = ``mpg``
+synonym       0.80   "gender" = ``sex``
+fuzzy         0.75   "temprature" = ``temperature`` (rapidfuzz ratio >= 88)
+partial       0.55   "type" = ``allergy_type`` (one non-generic word of a longer name)
+============  =====  ============================================================================
+
+Values are linked from an index of the distinct values of text columns (bounded per column) and of
+integer year-like columns: exact (0.95), a one-letter code ("female" = 'F', 0.85), a day name
+("on Sundays" = 'Sun', 0.9), a demonym ("Japanese" = 'Japan', 0.8), and quoted text (0.99).
+Every decision can be explained by the rule name kept on the :class:`Target`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz import fuzz
+
+from streamforge.data.schema import ColumnInfo, Schema, singular, split_words
+from streamforge.offline.language import ENGLISH, Language
+from streamforge.offline.read import Reading, Word
+
+__all__ = ["Lexicon", "Link", "Target", "link"]
+
+_MAX_SPAN = 4
+_MAX_VALUES = 2000  # distinct values indexed per column
+_MAX_VALUE_LEN = 60
+_GENERIC = frozenset("id ids name names code codes num no number value type date at is has of the".split())
+_SCORES = {
+    "exact": 1.0,
+    "core": 0.9,
+    "abbreviation": 0.85,
+    "synonym": 0.8,
+    "fuzzy": 0.75,
+    "partial": 0.55,
+    "quoted": 0.99,
+    "value": 0.95,
+    "day": 0.9,
+    "code": 0.85,
+    "demonym": 0.8,
+    "year": 0.9,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    table: str
+    column: str | None = None  # None: the table itself
+    value: Any = None  # set: a value of the column
+    score: float = 1.0
+    rule: str = "exact"
+    values: tuple[Any, ...] = ()  # a day group ("weekends"): several values at once
+
+    @property
+    def kind(self) -> str:
+        if self.value is not None or self.values:
+            return "value"
+        return "column" if self.column else "table"
+
+
+@dataclass
+class Link:
+    i: int
+    j: int
+    text: str
+    targets: list[Target]
+
+    @property
+    def best(self) -> Target:
+        return self.targets[0]
+
+
+@dataclass(frozen=True)
+class _Form:
+    words: tuple[str, ...]
+    joined: str
+    rule: str
+
+
+def _norm_words(name: str) -> tuple[str, ...]:
+    return tuple(singular(w) for w in split_words(name))
+
+
+def _forms(words: tuple[str, ...], table_words: tuple[str, ...], lang: Language) -> list[_Form]:
+    forms = [_Form(words, "".join(words), "exact")]
+    if table_words and words[: len(table_words)] != table_words:
+        qualified = (*table_words, *words)  # "product category" for products.category
+        forms.append(_Form(qualified, "".join(qualified), "core"))
+    core = tuple(w for w in words if w not in _GENERIC)
+    if core and core != words:
+        forms.append(_Form(core, "".join(core), "core"))
+    trimmed = tuple(w for w in core if w not in table_words)
+    if trimmed and trimmed != core:
+        forms.append(_Form(trimmed, "".join(trimmed), "core"))
+    for k, w in enumerate(words):
+        for syn in lang.synonyms_of(w):
+            alt = (*words[:k], syn, *words[k + 1 :])
+            forms.append(_Form(alt, "".join(alt), "synonym"))
+            alt_core = tuple(x for x in alt if x not in _GENERIC)
+            if alt_core and alt_core != alt:
+                forms.append(_Form(alt_core, "".join(alt_core), "synonym"))
+    return forms
+
+
+def _abbreviates(short: str, words: tuple[str, ...]) -> bool:
+    """``short`` is made of prefixes of ``words`` in order: "lname" <- last name, "pop" <- population."""
+    if len(short) < 2 or not words or not short.isalnum():
+        return False
+    if len(words) == 1:
+        w = words[0]
+        if len(short) < 3 or len(w) < len(short) + 2 or short[0] != w[0]:
+            return False
+        # a prefix ("pop"), or its letters in order ("dept", "qty")
+        it = iter(w)
+        return w.startswith(short) or (len(short) >= 3 and all(ch in it for ch in short))
+
+    def fits(s: str, k: int) -> bool:
+        if k == len(words):
+            return s == ""
+        w = words[k]
+        return any(w.startswith(s[:n]) and fits(s[n:], k + 1) for n in range(1, min(len(s), len(w)) + 1))
+
+    return fits(short, 0)
+
+
+class Lexicon:
+    """Every table's and column's forms, and the value index, for one schema."""
+
+    def __init__(
+        self, schema: Schema, values: dict[tuple[str, str], list[Any]] | None = None, lang: Language = ENGLISH
+    ) -> None:
+        self.schema = schema
+        self.lang = lang
+        self.tables: dict[str, list[_Form]] = {}
+        self.columns: dict[tuple[str, str], list[_Form]] = {}
+        for t in schema.tables.values():
+            t_words = _norm_words(t.name)
+            self.tables[t.name] = _forms(t_words, (), lang)
+            for c in t.columns.values():
+                self.columns[(t.name, c.name)] = _forms(_norm_words(c.name), t_words, lang)
+        self.values: dict[str, list[tuple[str, str, Any]]] = {}
+        self.single_letter: dict[str, list[tuple[str, str, Any]]] = {}
+        self.years: list[tuple[str, str]] = []
+        index = dict(values or {})
+        for t in schema.tables.values():
+            for c in t.columns.values():
+                if (t.name, c.name) not in index and c.kind == "dimension" and c.values:
+                    index[(t.name, c.name)] = list(c.values)
+                if c.integer and _year_like(c):
+                    self.years.append((t.name, c.name))
+        for (table, column), vals in index.items():
+            for v in vals[:_MAX_VALUES]:
+                if not isinstance(v, str) or not v.strip() or len(v) > _MAX_VALUE_LEN:
+                    continue
+                key = _value_key(v)
+                if len(v.strip()) == 1:
+                    self.single_letter.setdefault(v.strip().upper(), []).append((table, column, v))
+                elif key:
+                    self.values.setdefault(key, []).append((table, column, v))
+
+    # ------------------------------------------------------------------ scoring
+
+    def column_targets(self, span: list[Word]) -> list[Target]:
+        words = tuple(w.lemma for w in span)
+        texts = tuple(w.text for w in span)
+        if len(span) == 1 and re.search(r"[_\-]", span[0].text):
+            words = tuple(singular(w) for w in re.split(r"[_\-]+", span[0].text) if w)
+        joined = "".join(words)
+        out: list[Target] = []
+        for (table, column), forms in self.columns.items():
+            rule = _match(words, texts, joined, forms, self.lang)
+            if rule:
+                out.append(Target(table, column, score=_SCORES[rule], rule=rule))
+        for table, forms in self.tables.items():
+            rule = _match(words, texts, joined, forms, self.lang)
+            if rule:
+                out.append(Target(table, score=_SCORES[rule] - 0.02, rule=rule))
+        return out
+
+    def value_targets(self, span: list[Word]) -> list[Target]:
+        out: list[Target] = []
+        if len(span) == 1 and span[0].quoted:
+            key = _value_key(span[0].raw)
+            for table, column, v in self.values.get(key, []):
+                out.append(Target(table, column, v, _SCORES["quoted"], "quoted"))
+            return out
+        if any(w.quoted or w.punct for w in span):
+            return out
+        key = " ".join(w.lemma for w in span)
+        for table, column, v in self.values.get(key, []) or self.values.get(
+            " ".join(w.text for w in span), []
+        ):
+            out.append(Target(table, column, v, _SCORES["value"], "value"))
+        if len(span) != 1:
+            return out
+        word = span[0].text
+        code = self.lang.code_words.get(word)
+        if code:
+            for table, column, v in self.single_letter.get(code.upper(), []):
+                out.append(Target(table, column, v, _SCORES["code"], "code"))
+        day = _day_group(span[0].lemma, self.lang)
+        if day:
+            out += self._day_targets(day)
+        if not out and len(word) >= 6:
+            for ending in self.lang.demonym_endings:
+                stem = word[: -len(ending)]
+                if word.endswith(ending) and len(stem) >= 4:
+                    for key2, hits in self.values.items():
+                        if key2.startswith(stem) and " " not in key2 and len(key2) <= len(stem) + 3:
+                            out += [Target(t, c, v, _SCORES["demonym"], "demonym") for t, c, v in hits]
+                    if out:
+                        break
+        if span[0].text.isdigit() and len(span[0].text) == 4 and 1800 <= int(span[0].text) <= 2100:
+            out += [Target(t, c, int(span[0].text), _SCORES["year"], "year") for t, c in self.years]
+        return out
+
+    def _day_targets(self, days: tuple[str, ...]) -> list[Target]:
+        out: list[Target] = []
+        by_column: dict[tuple[str, str], list[Any]] = {}
+        for key, hits in self.values.items():
+            if " " in key or len(key) < 3:
+                continue
+            for day in days:
+                if day.startswith(key):
+                    for t, c, v in hits:
+                        by_column.setdefault((t, c), []).append(v)
+        for (t, c), vals in by_column.items():
+            if len(vals) == 1:
+                out.append(Target(t, c, vals[0], _SCORES["day"], "day"))
+            else:
+                out.append(Target(t, c, None, _SCORES["day"], "day", tuple(vals)))
+        return out
+
+
+def _day_group(word: str, lang: Language) -> tuple[str, ...] | None:
+    if word in ("weekend", "weekends"):
+        return lang.weekend
+    for day in lang.day_names:
+        if word == day or word == day + "s" or (len(word) >= 3 and word == day[:3]):
+            return (day,)
+    return None
+
+
+def _year_like(col: ColumnInfo) -> bool:
+    return "year" in col.words or any(w.endswith("year") for w in col.words)
+
+
+def _value_key(value: str) -> str:
+    return " ".join(singular(w) for w in re.findall(r"[a-z0-9]+", value.lower()))
+
+
+def _match(
+    words: tuple[str, ...], texts: tuple[str, ...], joined: str, forms: list[_Form], lang: Language
+) -> str | None:
+    best: str | None = None
+
+    def better(rule: str) -> None:
+        nonlocal best
+        if best is None or _SCORES[rule] > _SCORES[best]:
+            best = rule
+
+    for form in forms:
+        if words == form.words or texts == form.words or (len(joined) >= 4 and joined == form.joined):
+            better(form.rule)
+            continue
+        if form.rule == "exact":
+            if _abbreviates(form.joined, words) or (
+                len(form.words) == len(words) > 1
+                and all(a == b or _abbreviates(a, (b,)) for a, b in zip(form.words, words, strict=True))
+            ):
+                better("abbreviation")
+                continue
+            if len(joined) >= 5 and len(form.joined) >= 5 and fuzz.ratio(joined, form.joined) >= 88:
+                better("fuzzy")
+                continue
+        if (
+            len(words) == 1
+            and len(form.words) > 1
+            and words[0] in form.words
+            and words[0] not in _GENERIC
+            and words[0] not in lang.function_words
+            and len(words[0]) >= 3
+        ):
+            better("partial")
+    return best
+
+
+def _spans(reading: Reading) -> Iterable[tuple[int, int]]:
+    words = reading.words
+    for i in range(len(words)):
+        for n in range(min(_MAX_SPAN, len(words) - i), 0, -1):
+            yield i, i + n
+
+
+def link(reading: Reading, lexicon: Lexicon) -> list[Link]:
+    """Non-overlapping links, the best-scored (then longest) spans first, in message order."""
+    words = reading.words
+    lang = lexicon.lang
+    found: list[tuple[float, int, int, int, list[Target]]] = []
+    for i, j in _spans(reading):
+        span = words[i:j]
+        if any(w.punct for w in span):
+            continue
+        if span[0].quoted and j - i > 1:
+            continue
+        first, last = span[0].text, span[-1].text
+        whole_name = j - i == 1 and ("_" in first)
+        if not whole_name and j - i > 1 and (first in lang.stopwords or last in lang.stopwords):
+            continue
+        if j - i == 1 and first in lang.stopwords and not span[0].quoted:
+            continue
+        if j - i == 1 and (first in lang.function_words) and not span[0].quoted:
+            continue
+        targets = lexicon.value_targets(span) + (lexicon.column_targets(span) if not span[0].quoted else [])
+        if not targets:
+            continue
+        targets.sort(key=lambda t: -t.score)
+        found.append((targets[0].score, j - i, i, j, targets))
+    found.sort(key=lambda f: (-f[0] * (1 + 0.15 * (f[1] - 1)), f[2]))
+    taken: set[int] = set()
+    links: list[Link] = []
+    for _score, _n, i, j, targets in found:
+        if any(k in taken for k in range(i, j)):
+            continue
+        taken |= set(range(i, j))
+        links.append(Link(i, j, reading.texts(i, j), targets))
+    links.sort(key=lambda lk: lk.i)
+    return links
+
+
+@dataclass
+class ValueFetch:
+    """Which columns' distinct values to index: text-like columns of every table, bounded."""
+
+    columns: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def plan(cls, schema: Schema, max_columns: int = 200) -> ValueFetch:
+        cols = [
+            (t.name, c.name)
+            for t in schema.tables.values()
+            for c in t.columns.values()
+            if not c.numeric and c.kind in ("dimension", "text") and not c.boolean
+        ]
+        return cls(cols[:max_columns])

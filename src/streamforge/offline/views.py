@@ -1,0 +1,422 @@
+"""Step three: a reading and its links decided into one :class:`View`: what one chart shows.
+
+A view is the whole answer in planner terms: chart kind, the table counted or measured (``base``),
+``x``, the figure (``y`` with its ``aggregate``, ``y`` None for a row count), an optional colour
+``group``, a time ``grain``, ``filters``, ``order`` and ``limit``. It is built by small rules in a
+fixed order, each reading positions: which link a cue word stands before.
+
+1. ``_roles``: cue words give links roles: an aggregate before a column makes it the figure
+   ("average age"), a grouping word before it makes it a grouping ("for each city"), an axis word
+   names x or y outright ("x axis title"), a comparison or a value makes a filter.
+2. ``_base``: the table the figure is about: the measured column's table, the counted table, or
+   the table most links resolve in; every other link is resolved in it or in a table reachable
+   through foreign keys (declared or inferred), the closest first.
+3. ``_figure`` and ``_axis``: the figure, and the x axis (a named table stands for its label column).
+   With no aggregate word a measure is plotted row by row when x names rows (a name or an id) and
+   summed or averaged otherwise: levels and ratios (age, price, rate) are averaged, amounts summed.
+4. ``_order``: the sort clause and "top N" set ORDER BY and LIMIT exactly; nothing asked keeps x
+   ascending, the order a reader scans a category or time axis in.
+
+The explicit chart kind always wins; a pie of an average says in its description why its slices
+are not parts of a whole. ``decide`` returns None when it cannot find an x axis; the planner then
+answers as a dashboard instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamforge.data.schema import ColumnInfo, Schema, TableInfo
+from streamforge.offline.entities import Col, Cond
+from streamforge.offline.lexicon import INTENSIVE_WORDS
+from streamforge.offline.link import Lexicon, Link, Target, link
+from streamforge.offline.read import Reading
+
+__all__ = ["View", "decide"]
+
+_NEAR = 3  # words between a cue and the link it applies to
+_GLUE = frozenset("the a an of all each their its his her those these by in for with from to".split())
+
+
+@dataclass
+class View:
+    chart: str
+    base: str
+    x: Col
+    y: Col | None  # None: rows are counted
+    aggregate: str  # count sum avg min max none
+    group: Col | None = None
+    grain: str | None = None
+    filters: list[Cond] = field(default_factory=list)
+    order: tuple[str, str] | None = None  # ("x" | "y", "asc" | "desc")
+    limit: int | None = None
+    distinct: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Mention:
+    link: Link
+    aggregate: str | None = None
+    grouped: bool = False
+    axis: str | None = None  # "x" | "y" named outright
+    target: Target | None = None  # resolved against the base
+
+    @property
+    def col(self) -> Col | None:
+        t = self.target
+        return Col(t.table, t.column) if t is not None and t.column else None
+
+
+def _near_after(reading: Reading, j: int, i: int) -> bool:
+    """Word ``i`` follows position ``j`` with only glue words between."""
+    if i < j or i - j > _NEAR:
+        return False
+    return all(w.text in _GLUE for w in reading.words[j:i])
+
+
+def _roles(reading: Reading, links: list[Link]) -> list[_Mention]:
+    mentions = [_Mention(lk) for lk in links if lk.best.kind != "value"]
+    for cue in reading.cues:
+        target = next((m for m in mentions if _near_after(reading, cue.j, m.link.i)), None)
+        if target is None:
+            continue
+        if cue.kind == "aggregate" and target.aggregate is None:
+            target.aggregate = cue.value
+        elif cue.kind == "superlative" and target.aggregate is None and reading.top is None:
+            target.aggregate = "max" if cue.value == "desc" else "min"
+        elif cue.kind == "group":
+            target.grouped = True
+        elif cue.kind == "axis" and target.axis is None:
+            target.axis = cue.value
+    # "title as the x axis", "gender of the customers as Y-axis"
+    for cue in reading.of("axis"):
+        before = [m for m in mentions if m.link.j <= cue.i and cue.i - m.link.j <= 3 and m.axis is None]
+        glue = before and all(
+            w.text in ("as", "the", "on", "is") for w in reading.words[before[-1].link.j : cue.i]
+        )
+        if before and glue and not any(m.axis == cue.value for m in mentions):
+            before[-1].axis = cue.value
+    return mentions
+
+
+def _reach(schema: Schema, base: str, t: Target) -> int | None:
+    if t.table == base:
+        return 0
+    path = schema.join_path(base, t.table)
+    return None if path is None else len(path)
+
+
+def _resolve(schema: Schema, base: str, m: _Mention) -> Target | None:
+    best: tuple[float, Target] | None = None
+    for t in m.link.targets:
+        if t.kind == "value":
+            continue
+        hops = _reach(schema, base, t)
+        if hops is None:
+            continue
+        score = t.score - 0.12 * hops
+        if best is None or score > best[0]:
+            best = (score, t)
+    return best[1] if best else None
+
+
+def _is_measure(col: ColumnInfo | None) -> bool:
+    return col is not None and col.numeric and col.kind in ("measure", "dimension") and not col.boolean
+
+
+def _column(schema: Schema, t: Target | None) -> ColumnInfo | None:
+    if t is None or t.column is None:
+        return None
+    return schema.column(t.table, t.column)
+
+
+def _base(
+    schema: Schema, mentions: list[_Mention], counted: _Mention | None, measure: _Mention | None
+) -> str:
+    def table_score(name: str) -> float:
+        total = 0.0
+        for m in mentions:
+            t = _resolve(schema, name, m)
+            if t is not None:
+                total += t.score - 0.12 * (_reach(schema, name, t) or 0)
+        return total
+
+    anchors: list[str] = []
+    if measure is not None:
+        anchors = [t.table for t in measure.link.targets if t.column and _is_measure(_column(schema, t))]
+    elif counted is not None:
+        anchors = [t.table for t in counted.link.targets if t.kind == "table"] or [
+            t.table for t in counted.link.targets
+        ]
+    tables = list(dict.fromkeys(anchors)) or list(schema.tables)
+    return max(tables, key=lambda n: (table_score(n), schema.tables[n].row_count))
+
+
+def _label(table: TableInfo) -> str | None:
+    return table.label or table.primary_key or next(iter(table.columns), None)
+
+
+def _as_axis(schema: Schema, base: str, m: _Mention) -> Col | None:
+    t = m.target
+    if t is None:
+        return None
+    if t.column:
+        return Col(t.table, t.column)
+    table = schema.tables[t.table]
+    if t.table != base:
+        # "for each department": the department's name, reached from the counted rows.
+        name = _label(table)
+        return Col(t.table, name) if name else None
+    return Col(t.table, table.label) if table.label else None
+
+
+def _unique(schema: Schema, col: Col) -> bool:
+    """Does the column name rows (one row each) rather than groups?"""
+    info = schema.column(col.table, col.name)
+    table = schema.tables[col.table]
+    if info.primary_key or info.kind in ("text",):
+        return True
+    if info.distinct is not None and table.row_count and info.distinct >= table.row_count:
+        return True
+    return info.kind == "identifier" and col.table == col.table and table.primary_key == col.name
+
+
+def _default_aggregate(info: ColumnInfo) -> str:
+    return "avg" if set(info.words) & INTENSIVE_WORDS or (not info.integer and _level(info)) else "sum"
+
+
+def _level(info: ColumnInfo) -> bool:
+    words = set(info.words)
+    return bool(
+        words & {"rate", "ratio", "percent", "pct", "avg", "mean", "per", "exp", "expectancy", "temp"}
+    )
+
+
+def _filters(
+    reading: Reading, links: list[Link], schema: Schema, base: str, used: set[int]
+) -> tuple[list[Cond], set[int]]:
+    """Values named in the message ("in China", "'Boril'", "on weekends") and comparisons ("over 85")."""
+    lang_neg = {c.j for c in reading.of("negation")}
+    by_col: dict[Col, tuple[list[object], bool]] = {}
+    taken: set[int] = set()
+    for lk in links:
+        if lk.best.kind != "value" or lk.i in used:
+            continue
+        hits = [t for t in lk.targets if t.kind == "value" and _reach(schema, base, t) is not None]
+        if not hits:
+            continue
+        top = max(t.score for t in hits)
+        hits = [t for t in hits if t.score == top]
+        # prefer the base's own column, then the closest
+        t = min(hits, key=lambda h: _reach(schema, base, h) or 0)
+        col = Col(t.table, t.column or "")
+        negated = any(lk.i - k <= 2 and lk.i >= k for k in lang_neg)
+        vals, neg = by_col.get(col, ([], negated))
+        vals += list(t.values) if t.values else [t.value]
+        by_col[col] = (vals, neg or negated)
+        taken |= set(range(lk.i, lk.j))
+    conds: list[Cond] = []
+    for col, (vals, neg) in by_col.items():
+        if len(vals) == 1:
+            conds.append(Cond(col, "!=" if neg else "=", vals[0]))
+        else:
+            conds.append(Cond(col, "not in" if neg else "in", list(dict.fromkeys(vals))))
+    return conds, taken
+
+
+def _comparisons(reading: Reading, mentions: list[_Mention], schema: Schema) -> tuple[list[Cond], set[int]]:
+    conds: list[Cond] = []
+    used: set[int] = set()
+    words = reading.words
+    for cue in reading.of("comparator"):
+        if cue.value == "=":
+            continue
+        k = cue.j
+        if k < len(words) and words[k].text in ("the", "a"):
+            k += 1
+        number = words[k].number if k < len(words) else None
+        if number is None:
+            continue
+        before = [m for m in mentions if m.link.j <= cue.i and cue.i - m.link.j <= 4 and m.target is not None]
+        col = next((m for m in reversed(before) if _is_measure(_column(schema, m.target))), None)
+        if col is None or col.col is None:
+            continue
+        value: float | int = int(number) if number == int(number) else number
+        conds.append(Cond(col.col, cue.value, value))
+        used.add(col.link.i)
+    # "between 5 and 10"
+    for k, w in enumerate(words[:-3]):
+        if w.text == "between" and words[k + 2].text == "and":
+            lo, hi = words[k + 1].number, words[k + 3].number
+            before = [m for m in mentions if m.link.j <= k and k - m.link.j <= 4 and m.target is not None]
+            col = next((m for m in reversed(before) if _is_measure(_column(schema, m.target))), None)
+            if lo is not None and hi is not None and col is not None and col.col is not None:
+                conds.append(Cond(col.col, "between", (lo, hi)))
+                used.add(col.link.i)
+    return conds, used
+
+
+def decide(reading: Reading, lexicon: Lexicon) -> View | None:
+    schema = lexicon.schema
+    links = link(reading, lexicon)
+    order_span = reading.order.span if reading.order else (0, 0)
+    in_order = [lk for lk in links if order_span[0] <= lk.i < order_span[1]]
+    main = [lk for lk in links if lk not in in_order]
+    mentions = _roles(reading, main)
+    aggregated = [m for m in mentions if m.aggregate]
+    measure = next(
+        (
+            m
+            for m in aggregated
+            if m.aggregate != "count" and any(_is_measure(_column(schema, t)) for t in m.link.targets)
+        ),
+        None,
+    )
+    y_named = next((m for m in mentions if m.axis == "y"), None)
+    if measure is None and y_named is not None and y_named.aggregate not in (None, "count"):
+        measure = y_named
+    counted = next((m for m in aggregated if m.aggregate == "count"), None)
+    raw_pair: list[_Mention] = []
+    if measure is None and counted is None and reading.chart == "scatter":
+        numeric = [m for m in mentions if any(_is_measure(_column(schema, t)) for t in m.link.targets)]
+        raw_pair = numeric[:2]
+    if measure is None and counted is None and not raw_pair:
+        # "the name and population of each county": a measure named without an aggregate word
+        measure = next(
+            (
+                m
+                for m in mentions
+                if not m.grouped
+                and m.axis != "x"
+                and m.link.best.column
+                and _is_measure(_column(schema, m.link.best))
+            ),
+            None,
+        )
+    base = _base(schema, mentions, counted, measure or (raw_pair[0] if raw_pair else None))
+    for m in mentions:
+        m.target = _resolve(schema, base, m)
+    mentions = [m for m in mentions if m.target is not None]
+    cmp_conds, cmp_used = _comparisons(reading, mentions, schema)
+    value_conds, _taken = _filters(reading, links, schema, base, set())
+    mentions = [m for m in mentions if m.link.i not in cmp_used]
+
+    # the figure
+    y: Col | None = None
+    aggregate = "count"
+    y_mention: _Mention | None = None
+    if len(raw_pair) == 2 and raw_pair[0].col is not None and raw_pair[1].col is not None:
+        x, y, aggregate = raw_pair[0].col, raw_pair[1].col, "none"
+        y_mention = raw_pair[1]
+    else:
+        if measure is not None and measure in mentions and measure.col is not None:
+            y_mention = measure
+            y = measure.col
+            aggregate = measure.aggregate or ""
+            if aggregate == "count":
+                aggregate = ""
+        x_m = _pick_x(reading, mentions, y_mention, counted, schema, base)
+        if x_m is None:
+            return None
+        x_col = _as_axis(schema, base, x_m)
+        if x_col is None:
+            return None
+        x = x_col
+        if y is not None and not aggregate:
+            info = schema.column(y.table, y.name)
+            aggregate = (
+                "none" if _unique(schema, x) or reading.chart == "scatter" else _default_aggregate(info)
+            )
+        if y is None and counted is not None and counted.col is not None and counted.col != x:
+            counted_info = schema.column(counted.col.table, counted.col.name)
+            if counted_info.kind not in ("identifier",) and counted.col.table == base:
+                y = counted.col  # COUNT(column) counts its non-empty values
+    if y is not None and y.table != base and aggregate != "none":
+        # keep the figure in its own table: the many side is the base
+        base = y.table
+    group = _pick_group(reading, mentions, x, y_mention, schema, base)
+    chart = reading.chart or ("line" if schema.column(x.table, x.name).kind == "temporal" else "bar")
+    view = View(chart, base, x, y, aggregate, group, filters=[*value_conds, *cmp_conds])
+    view.order, view.limit = _order(reading, in_order, view, lexicon, base)
+    if chart == "pie" and aggregate not in ("sum", "count", "none"):
+        view.notes.append(f"The slices show {aggregate} values per group, not parts of one whole.")
+    return view
+
+
+def _pick_x(
+    reading: Reading,
+    mentions: list[_Mention],
+    y: _Mention | None,
+    counted: _Mention | None,
+    schema: Schema,
+    base: str,
+) -> _Mention | None:
+    others = [m for m in mentions if m is not y]
+    named = next((m for m in others if m.axis == "x"), None)
+    if named is not None:
+        return named
+    grouped = [
+        m
+        for m in others
+        if m.grouped
+        and not (
+            m.target and m.target.kind == "table" and m.target.table == base and not schema.tables[base].label
+        )
+    ]
+    columns_grouped = [m for m in grouped if m.target is not None and m.target.column]
+    if columns_grouped:
+        return columns_grouped[0]
+    if grouped and not any(m.target is not None and m.target.column for m in others if m is not counted):
+        return grouped[0]
+    plain = [m for m in others if m.target is not None and m.target.column and m is not counted]
+    if plain:
+        return plain[0]
+    if counted is not None and counted.target is not None and counted.target.column:
+        return counted  # "the number of each description": counted by itself
+    if grouped:
+        return grouped[0]
+    tables = [
+        m for m in others if m.target is not None and m.target.kind == "table" and m.target.table != base
+    ]
+    return tables[0] if tables else None
+
+
+def _pick_group(
+    reading: Reading, mentions: list[_Mention], x: Col, y: _Mention | None, schema: Schema, base: str
+) -> Col | None:
+    if not reading.stacked and reading.chart not in ("line",):
+        return None
+    for m in mentions:
+        if m is y or m.col is None or m.col == x:
+            continue
+        if m.grouped or reading.stacked:
+            info = schema.column(m.col.table, m.col.name)
+            if not _is_measure(info) or info.kind == "dimension":
+                return m.col
+    return None
+
+
+def _order(
+    reading: Reading, in_order: list[Link], view: View, lexicon: Lexicon, base: str
+) -> tuple[tuple[str, str] | None, int | None]:
+    if reading.top is not None:
+        n, direction = reading.top
+        return ("y", direction), n
+    order = reading.order
+    if order is None:
+        return None, None
+    target = order.target
+    if target is None:
+        for lk in in_order:
+            cols = {(t.table, t.column) for t in lk.targets if t.column}
+            if (view.x.table, view.x.name) in cols:
+                target = "x"
+                break
+            if view.y is not None and (view.y.table, view.y.name) in cols:
+                target = "y"
+                break
+            if view.aggregate == "count" and any(t.kind == "table" for t in lk.targets):
+                target = "y"
+                break
+    return (target or order.default, order.direction), None
