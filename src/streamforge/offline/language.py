@@ -79,7 +79,7 @@ ENGLISH = Language(
     stacked_words=frozenset("stacked stack grouped grouping".split()),
     aggregates=_pairs(
         "number of=count, the number=count, count of=count, count=count, counts=count, how many=count,"
-        "total number=count, num of=count, frequency=count, frequencies=count, amount of=sum,"
+        "total number=count, num of=count, frequency=count, frequencies=count,"
         "total=sum, sum of=sum, sum=sum, summed=sum, overall=sum, combined=sum,"
         "average=avg, averages=avg, avg=avg, mean=avg, typical=avg,"
         "maximum=max, max=max, maximal=max, peak=max, minimum=min, min=min, minimal=min"
@@ -108,7 +108,7 @@ ENGLISH = Language(
         "name=x, names=x, bar=x, bars=x, label=x, labels=x, alphabetical=x, alphabetic=x,"
         "alphabetically=x, lexicographical=x, lexicographic=x, chronological=x, letter=x,"
         "total number=y, number=y, count=y, counts=y, how many=y, value=y, values=y, total=y,"
-        "amount=y, frequency=y, sum=y, average=y, mean=y, height=y"
+        "amount=y, frequency=y, sum=y, average=y, mean=y"
     ),
     axis_words=_pairs("x axis=x, x-axis=x, xaxis=x, x=x, the x=x, y axis=y, y-axis=y, yaxis=y, y=y, the y=y"),
     top_words=_pairs("top=desc, first=desc, bottom=asc, last=asc"),
@@ -164,7 +164,7 @@ ENGLISH = Language(
         together together correspond corresponds respective respectively whole entire overall""".split()
     ),
     function_words=frozenset(
-        """number count total sum average avg mean maximum minimum max min many much amount id ids value
+        """number count total sum average avg mean maximum minimum max min many much id ids value
         values""".split()
     ),
 )

@@ -55,6 +55,8 @@ _SCORES = {
     "code": 0.85,
     "demonym": 0.8,
     "year": 0.9,
+    "label": 0.7,
+    "bag": 0.85,
 }
 
 
@@ -149,11 +151,25 @@ class Lexicon:
         self.lang = lang
         self.tables: dict[str, list[_Form]] = {}
         self.columns: dict[tuple[str, str], list[_Form]] = {}
+        self.weight: dict[tuple[str, str], float] = {}
+        self.labels: dict[str, str] = {}
         for t in schema.tables.values():
             t_words = _norm_words(t.name)
             self.tables[t.name] = _forms(t_words, (), lang)
+            if t.label:
+                self.labels[t.name] = t.label
             for c in t.columns.values():
-                self.columns[(t.name, c.name)] = _forms(_norm_words(c.name), t_words, lang)
+                c_words = _norm_words(c.name)
+                self.columns[(t.name, c.name)] = _forms(c_words, t_words, lang)
+                if c_words == t_words:
+                    # ``player.Player``: "players" means the table (its rows), not the column.
+                    self.weight[(t.name, c.name)] = 0.6
+                elif c.kind == "identifier" or "id" in c_words:
+                    # ``member.College_ID``: "college" is first the college, reached by the key.
+                    self.weight[(t.name, c.name)] = 0.8
+        self.known: frozenset[str] = frozenset(
+            w for forms in [*self.tables.values(), *self.columns.values()] for f in forms for w in f.words
+        )
         self.values: dict[str, list[tuple[str, str, Any]]] = {}
         self.single_letter: dict[str, list[tuple[str, str, Any]]] = {}
         self.years: list[tuple[str, str]] = []
@@ -186,7 +202,11 @@ class Lexicon:
         for (table, column), forms in self.columns.items():
             rule = _match(words, texts, joined, forms, self.lang)
             if rule:
-                out.append(Target(table, column, score=_SCORES[rule], rule=rule))
+                k = 1.0 if rule == "exact" and "id" not in words else self.weight.get((table, column), 1.0)
+                out.append(Target(table, column, score=_SCORES[rule] * k, rule=rule))
+        if words in (("name",), ("title",), ("label",)):
+            # "the names": what names a row of each table (``document_name``, ``g_name``)
+            out += [Target(t, c, score=0.7, rule="label") for t, c in self.labels.items()]
         for table, forms in self.tables.items():
             rule = _match(words, texts, joined, forms, self.lang)
             if rule:
@@ -279,6 +299,13 @@ def _match(
         if words == form.words or texts == form.words or (len(joined) >= 4 and joined == form.joined):
             better(form.rule)
             continue
+        if (
+            len(words) > 1
+            and len(words) == len(form.words)
+            and sorted(map(_stem, words)) == sorted(map(_stem, form.words))
+        ):
+            better("bag")  # "move in date" = ``date_moved_in``
+            continue
         if form.rule == "exact":
             if _abbreviates(form.joined, words) or (
                 len(form.words) == len(words) > 1
@@ -301,11 +328,30 @@ def _match(
     return best
 
 
+def _stem(word: str) -> str:
+    for ending in ("ing", "ed", "e", "s"):
+        if word.endswith(ending) and len(word) > len(ending) + 2:
+            return word[: -len(ending)]
+    return word
+
+
 def _spans(reading: Reading) -> Iterable[tuple[int, int]]:
     words = reading.words
     for i in range(len(words)):
         for n in range(min(_MAX_SPAN, len(words) - i), 0, -1):
             yield i, i + n
+
+
+_LEADING = frozenset("the a an of and or to in for by with".split())
+
+
+def _counts_a_table(span: list[Word], lexicon: Lexicon) -> bool:
+    for n in (2, 1):
+        head = " ".join(w.text for w in span[:n])
+        if lexicon.lang.aggregates.get(head) == "count" and len(span) > n:
+            rest = lexicon.column_targets(span[n:])
+            return any(t.kind == "table" and t.score >= 0.9 for t in rest)
+    return False
 
 
 def link(reading: Reading, lexicon: Lexicon) -> list[Link]:
@@ -320,14 +366,14 @@ def link(reading: Reading, lexicon: Lexicon) -> list[Link]:
         if span[0].quoted and j - i > 1:
             continue
         first, last = span[0].text, span[-1].text
-        whole_name = j - i == 1 and ("_" in first)
-        if not whole_name and j - i > 1 and (first in lang.stopwords or last in lang.stopwords):
-            continue
-        if j - i == 1 and first in lang.stopwords and not span[0].quoted:
-            continue
-        if j - i == 1 and (first in lang.function_words) and not span[0].quoted:
+        if j - i == 1 and (first in lang.stopwords or first in lang.function_words) and not span[0].quoted:
             continue
         targets = lexicon.value_targets(span) + (lexicon.column_targets(span) if not span[0].quoted else [])
+        if j - i > 1 and (first in lang.stopwords or last in lang.stopwords):
+            # "asset make" is a column although "make" is also a verb; "the ages" is not a phrase
+            targets = [t for t in targets if t.rule in ("exact", "core", "bag") and first not in _LEADING]
+        if j - i > 1 and targets and _counts_a_table(span, lexicon):
+            continue  # "number of hosts" counts the hosts table before it names ``Number_of_hosts``
         if not targets:
             continue
         targets.sort(key=lambda t: -t.score)

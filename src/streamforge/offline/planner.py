@@ -102,7 +102,7 @@ class OfflinePlanner:
             )
             if changed is not None:
                 return changed
-        reading = read(message)
+        reading = read(message, known=self.lexicon.known)
         if reading.chart_named:
             chart = await self._chart(reading)
             if chart is not None:

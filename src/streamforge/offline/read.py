@@ -63,7 +63,8 @@ class Order:
     direction: str  # asc | desc
     target: str | None  # x | y | None (a column named in the clause decides, else the default)
     default: str  # what a bare direction sorts by: "x" for "ascending", "y" for "high to low"
-    span: tuple[int, int]  # the words of the sort clause, left out of the x/y decision
+    span: tuple[int, int]  # the words of the sort clause, searched for what it sorts by
+    head: int = 0  # its first sorting word: links from here on are left out of the x/y decision
 
 
 @dataclass
@@ -100,8 +101,8 @@ def _cue_words(lang: Language) -> tuple[str, ...]:
     return _CUE_WORDS[lang.name]
 
 
-def _correct(word: str, lang: Language) -> str:
-    if len(word) < 5 or not word.isalpha():
+def _correct(word: str, lang: Language, known: frozenset[str]) -> str:
+    if len(word) < 5 or not word.isalpha() or word in known or singular(word) in known:
         return word
     choices = _cue_words(lang)
     if word in choices:
@@ -110,7 +111,7 @@ def _correct(word: str, lang: Language) -> str:
     return best[0] if best else word
 
 
-def _words(message: str, lang: Language) -> list[Word]:
+def _words(message: str, lang: Language, known: frozenset[str]) -> list[Word]:
     out: list[Word] = []
     text = message.replace("’", "'").replace("‘", "'")
     text = re.sub(r"(?<=[A-Za-z])'s\b", "", text)
@@ -120,7 +121,7 @@ def _words(message: str, lang: Language) -> list[Word]:
             out.append(Word(quoted.lower(), quoted.lower(), quoted, m.start(), m.end(), quoted=True))
         elif m.group(3):
             raw = m.group(3).strip(".-")
-            low = _correct(raw.lower(), lang)
+            low = _correct(raw.lower(), lang, known)
             out.append(Word(low, singular(low), raw, m.start(), m.end()))
         else:
             out.append(Word(m.group(4), m.group(4), m.group(4), m.start(), m.end(), punct=True))
@@ -208,11 +209,12 @@ def _order(words: list[Word], cues: list[Cue], lang: Language) -> Order | None:
         d = directions[-1]
         start = d.i
         # Reach back to the verb of the clause ("sort LName in desc order", "list by the y axis in asc").
-        for k in range(d.i - 1, max(-1, d.i - 8), -1):
+        for k in range(d.i - 1, max(-1, d.i - 7), -1):
             if words[k].punct and words[k].text in ",.;?!":
                 break
-            if words[k].text in lang.order_verbs or words[k].text in ("by", "with"):
-                start = k
+            if words[k].text in ("and", "with", "please"):
+                break
+            start = k
         direction = d.value
         phrase = " ".join(w.text for w in words[d.i : d.j])
         default = "y" if " to " in f" {phrase} " and "z" not in phrase else "x"
@@ -222,25 +224,32 @@ def _order(words: list[Word], cues: list[Cue], lang: Language) -> Order | None:
     end = _clause_end(words, start)
     if directions:
         end = max(end, directions[-1].j)
-    target: str | None = None
-    span_words = [w.text for w in words[start:end]]
+    head = next(
+        (k for k in range(start, end) if words[k].text in lang.order_verbs),
+        directions[-1].i if directions else start,
+    )
+    if directions:
+        head = min(head, directions[-1].i)
+    after = [w.text for w in words[head:end]]
+    before = [w.text for w in words[start:head]]
+    target = _target(after, lang) or _target(before, lang)
+    return Order(direction, target, default, (start, end), head)
+
+
+def _target(span_words: list[str], lang: Language) -> str | None:
     for phrase, axis in sorted(lang.axis_words.items(), key=lambda p: -len(p[0])):
         parts = phrase.split()
         if any(span_words[k : k + len(parts)] == parts for k in range(len(span_words))):
             if phrase in ("x", "y") and not _bare_axis(span_words, phrase):
                 continue
-            target = axis
-            break
-    if target is None:
-        for k, text in enumerate(span_words):
-            two = " ".join(span_words[k : k + 2])
-            if two in lang.order_targets:
-                target = lang.order_targets[two]
-                break
-            if text in lang.order_targets and text not in ("height",):
-                target = lang.order_targets[text]
-                break
-    return Order(direction, target, default, (start, end))
+            return axis
+    for k, text in enumerate(span_words):
+        two = " ".join(span_words[k : k + 2])
+        if two in lang.order_targets:
+            return lang.order_targets[two]
+        if text in lang.order_targets:
+            return lang.order_targets[text]
+    return None
 
 
 def _bare_axis(words: list[str], letter: str) -> bool:
@@ -258,8 +267,10 @@ def _bare_axis(words: list[str], letter: str) -> bool:
     return False
 
 
-def read(message: str, lang: Language = ENGLISH) -> Reading:
-    words = _words(message, lang)
+def read(message: str, lang: Language = ENGLISH, known: frozenset[str] = frozenset()) -> Reading:
+    """``known``: the data's own words (table and column names), never "corrected" into cue words
+    ("county" is not a typo of "count" in a database of counties)."""
+    words = _words(message, lang, known)
     reading = Reading(message, words)
     reading.chart, reading.chart_named = _chart(words, lang)
     reading.stacked = any(w.text in lang.stacked_words for w in words)

@@ -24,7 +24,7 @@ answers as a dashboard instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from streamforge.data.schema import ColumnInfo, Schema, TableInfo
 from streamforge.offline.entities import Col, Cond
@@ -60,6 +60,8 @@ class _Mention:
     aggregate: str | None = None
     grouped: bool = False
     axis: str | None = None  # "x" | "y" named outright
+    scope: bool = False  # "of all students", "every company": which rows, not an axis
+    total: bool = False  # "the total number of height": a sum, not a count
     target: Target | None = None  # resolved against the base
 
     @property
@@ -83,19 +85,23 @@ def _roles(reading: Reading, links: list[Link]) -> list[_Mention]:
             continue
         if cue.kind == "aggregate" and target.aggregate is None:
             target.aggregate = cue.value
+            target.total = "total" in reading.texts(cue.i, cue.j)
         elif cue.kind == "superlative" and target.aggregate is None and reading.top is None:
             target.aggregate = "max" if cue.value == "desc" else "min"
         elif cue.kind == "group":
             target.grouped = True
         elif cue.kind == "axis" and target.axis is None:
             target.axis = cue.value
+    for m in mentions:
+        lead = reading.words[max(0, m.link.i - 2) : m.link.i]
+        m.scope = any(w.text in ("all", "every") for w in lead) and not m.grouped
     # "title as the x axis", "gender of the customers as Y-axis"
     for cue in reading.of("axis"):
         before = [m for m in mentions if m.link.j <= cue.i and cue.i - m.link.j <= 3 and m.axis is None]
-        glue = before and all(
+        joined = bool(before) and all(
             w.text in ("as", "the", "on", "is") for w in reading.words[before[-1].link.j : cue.i]
         )
-        if before and glue and not any(m.axis == cue.value for m in mentions):
+        if before and joined and not any(m.axis == cue.value for m in mentions):
             before[-1].axis = cue.value
     return mentions
 
@@ -211,7 +217,7 @@ def _filters(
         # prefer the base's own column, then the closest
         t = min(hits, key=lambda h: _reach(schema, base, h) or 0)
         col = Col(t.table, t.column or "")
-        negated = any(lk.i - k <= 2 and lk.i >= k for k in lang_neg)
+        negated = any(0 <= lk.i - k <= 5 for k in lang_neg)
         vals, neg = by_col.get(col, ([], negated))
         vals += list(t.values) if t.values else [t.value]
         by_col[col] = (vals, neg or negated)
@@ -239,7 +245,8 @@ def _comparisons(reading: Reading, mentions: list[_Mention], schema: Schema) -> 
         if number is None:
             continue
         before = [m for m in mentions if m.link.j <= cue.i and cue.i - m.link.j <= 4 and m.target is not None]
-        col = next((m for m in reversed(before) if _is_measure(_column(schema, m.target))), None)
+        after = [m for m in mentions if k < m.link.i <= k + 2 and m.target is not None]  # "over 10 parts"
+        col = next((m for m in [*reversed(before), *after] if _is_measure(_column(schema, m.target))), None)
         if col is None or col.col is None:
             continue
         value: float | int = int(number) if number == int(number) else number
@@ -257,31 +264,34 @@ def _comparisons(reading: Reading, mentions: list[_Mention], schema: Schema) -> 
     return conds, used
 
 
-def decide(reading: Reading, lexicon: Lexicon) -> View | None:
-    schema = lexicon.schema
-    links = link(reading, lexicon)
-    order_span = reading.order.span if reading.order else (0, 0)
-    in_order = [lk for lk in links if order_span[0] <= lk.i < order_span[1]]
-    main = [lk for lk in links if lk not in in_order]
-    mentions = _roles(reading, main)
+@dataclass
+class _Roles:
+    """What the words say before any table is chosen: the measured, counted or paired links."""
+
+    mentions: list[_Mention]
+    measure: _Mention | None
+    counted: _Mention | None
+    pair: list[_Mention]
+
+
+def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) -> _Roles:
+    def numeric(m: _Mention) -> bool:
+        return any(_is_measure(_column(schema, t)) for t in m.link.targets)
+
     aggregated = [m for m in mentions if m.aggregate]
-    measure = next(
-        (
-            m
-            for m in aggregated
-            if m.aggregate != "count" and any(_is_measure(_column(schema, t)) for t in m.link.targets)
-        ),
-        None,
-    )
+    for m in aggregated:
+        if m.aggregate == "count" and m.total and numeric(m) and m.link.best.kind == "column":
+            m.aggregate = "sum"  # "the total number of height"
+    measure = next((m for m in aggregated if m.aggregate != "count" and numeric(m)), None)
     y_named = next((m for m in mentions if m.axis == "y"), None)
     if measure is None and y_named is not None and y_named.aggregate not in (None, "count"):
         measure = y_named
     counted = next((m for m in aggregated if m.aggregate == "count"), None)
-    raw_pair: list[_Mention] = []
+    pair: list[_Mention] = []
     if measure is None and counted is None and reading.chart == "scatter":
-        numeric = [m for m in mentions if any(_is_measure(_column(schema, t)) for t in m.link.targets)]
-        raw_pair = numeric[:2]
-    if measure is None and counted is None and not raw_pair:
+        columns = [m for m in mentions if m.link.best.kind == "column" and not m.scope]
+        pair = columns[:2] if len(columns) >= 2 else []
+    if measure is None and counted is None and not pair:
         # "the name and population of each county": a measure named without an aggregate word
         measure = next(
             (
@@ -294,48 +304,82 @@ def decide(reading: Reading, lexicon: Lexicon) -> View | None:
             ),
             None,
         )
-    base = _base(schema, mentions, counted, measure or (raw_pair[0] if raw_pair else None))
-    for m in mentions:
-        m.target = _resolve(schema, base, m)
+    return _Roles(mentions, measure, counted, pair)
+
+
+def _bases(schema: Schema, roles: _Roles) -> list[str]:
+    """Tables to try as the base, most likely first."""
+    anchor = roles.measure or (roles.pair[0] if roles.pair else None)
+    first = _base(schema, roles.mentions, roles.counted, anchor)
+    rest = sorted(
+        (t for t in schema.tables if t != first),
+        key=lambda n: -sum((_resolve(schema, n, m) or Target(n, score=0)).score for m in roles.mentions),
+    )
+    return [first, *rest[:2]]
+
+
+def decide(reading: Reading, lexicon: Lexicon) -> View | None:
+    schema = lexicon.schema
+    links = link(reading, lexicon)
+    order = reading.order
+    in_order = [lk for lk in links if order and order.span[0] <= lk.i < order.span[1]]
+    main = [lk for lk in links if not (order and order.head <= lk.i < order.span[1])]
+    roles = _figure_roles(reading, _roles(reading, main), schema)
+    for base in _bases(schema, roles):
+        view = _build(reading, lexicon, links, roles, base, in_order)
+        if view is not None:
+            return view
+    return None
+
+
+def _build(
+    reading: Reading, lexicon: Lexicon, links: list[Link], roles: _Roles, base: str, in_order: list[Link]
+) -> View | None:
+    schema = lexicon.schema
+    mentions = [replace(m, target=_resolve(schema, base, m)) for m in roles.mentions]
     mentions = [m for m in mentions if m.target is not None]
+    by_link = {id(m.link): m for m in mentions}
+    measure = by_link.get(id(roles.measure.link)) if roles.measure else None
+    counted = by_link.get(id(roles.counted.link)) if roles.counted else None
+    pair = [by_link[id(m.link)] for m in roles.pair if id(m.link) in by_link]
     cmp_conds, cmp_used = _comparisons(reading, mentions, schema)
     value_conds, _taken = _filters(reading, links, schema, base, set())
+    filtered = {c.col for c in [*value_conds, *cmp_conds]}
     mentions = [m for m in mentions if m.link.i not in cmp_used]
+    candidates = [m for m in mentions if not (m.col in filtered and not m.grouped and m.axis is None)]
 
-    # the figure
     y: Col | None = None
     aggregate = "count"
     y_mention: _Mention | None = None
-    if len(raw_pair) == 2 and raw_pair[0].col is not None and raw_pair[1].col is not None:
-        x, y, aggregate = raw_pair[0].col, raw_pair[1].col, "none"
-        y_mention = raw_pair[1]
+    if len(pair) == 2 and pair[0].col is not None and pair[1].col is not None:
+        x, y, aggregate = pair[0].col, pair[1].col, "none"
+        y_mention = pair[1]
     else:
-        if measure is not None and measure in mentions and measure.col is not None:
-            y_mention = measure
-            y = measure.col
-            aggregate = measure.aggregate or ""
-            if aggregate == "count":
-                aggregate = ""
-        x_m = _pick_x(reading, mentions, y_mention, counted, schema, base)
-        if x_m is None:
-            return None
-        x_col = _as_axis(schema, base, x_m)
+        if measure is not None and measure.col is not None:
+            y_mention, y = measure, measure.col
+            aggregate = "" if measure.aggregate in (None, "count") else str(measure.aggregate)
+        x_m = _pick_x(candidates, y_mention, counted, schema, base)
+        x_col = _as_axis(schema, base, x_m) if x_m is not None else None
         if x_col is None:
-            return None
+            # "for male and female students": the values named are the groups
+            multi = next((c for c in value_conds if c.op == "in"), None)
+            if multi is None:
+                return None
+            x_col = multi.col
         x = x_col
         if y is not None and not aggregate:
             info = schema.column(y.table, y.name)
-            aggregate = (
-                "none" if _unique(schema, x) or reading.chart == "scatter" else _default_aggregate(info)
-            )
+            raw = _unique(schema, x) or reading.chart == "scatter"
+            aggregate = "none" if raw else _default_aggregate(info)
         if y is None and counted is not None and counted.col is not None and counted.col != x:
             counted_info = schema.column(counted.col.table, counted.col.name)
-            if counted_info.kind not in ("identifier",) and counted.col.table == base:
+            if counted_info.kind != "identifier" and counted.col.table == base:
                 y = counted.col  # COUNT(column) counts its non-empty values
     if y is not None and y.table != base and aggregate != "none":
-        # keep the figure in its own table: the many side is the base
-        base = y.table
-    group = _pick_group(reading, mentions, x, y_mention, schema, base)
+        base = y.table  # keep the figure in its own table: the many side is the base
+    elif y is None and aggregate == "count":
+        base = _counting_base(schema, base, x)
+    group = _pick_group(reading, candidates, x, y_mention, schema)
     chart = reading.chart or ("line" if schema.column(x.table, x.name).kind == "temporal" else "bar")
     view = View(chart, base, x, y, aggregate, group, filters=[*value_conds, *cmp_conds])
     view.order, view.limit = _order(reading, in_order, view, lexicon, base)
@@ -344,38 +388,57 @@ def decide(reading: Reading, lexicon: Lexicon) -> View | None:
     return view
 
 
+def _counting_base(schema: Schema, counted: str, x: Col) -> str:
+    """Rows to count for "how many students per allergy type": the table that links them.
+
+    Counting students through ``Has_allergy`` to ``Allergy_type`` counts the links; the link table is
+    the one that holds both keys, so it is the base (a student missing from ``Student`` still has
+    their allergy counted, as the data records it).
+    """
+    if x.table == counted:
+        return counted
+    path = schema.join_path(counted, x.table)
+    if not path:
+        return counted
+    last = path[-1]
+    if last.table == x.table and last.ref_table != x.table:
+        return x.table  # x's own table points at the counted rows: count its rows
+    return last.table
+
+
 def _pick_x(
-    reading: Reading,
-    mentions: list[_Mention],
-    y: _Mention | None,
-    counted: _Mention | None,
-    schema: Schema,
-    base: str,
+    mentions: list[_Mention], y: _Mention | None, counted: _Mention | None, schema: Schema, base: str
 ) -> _Mention | None:
     others = [m for m in mentions if m is not y]
     named = next((m for m in others if m.axis == "x"), None)
     if named is not None:
         return named
-    grouped = [
-        m
-        for m in others
-        if m.grouped
-        and not (
-            m.target and m.target.kind == "table" and m.target.table == base and not schema.tables[base].label
-        )
-    ]
+
+    def per_row(m: _Mention) -> bool:
+        """ "of each county" where counties are the rows: one bar a row, not an axis column."""
+        return m.target is not None and m.target.kind == "table" and m.target.table == base
+
+    grouped = [m for m in others if m.grouped and not m.scope]
     columns_grouped = [m for m in grouped if m.target is not None and m.target.column]
     if columns_grouped:
         return columns_grouped[0]
-    if grouped and not any(m.target is not None and m.target.column for m in others if m is not counted):
-        return grouped[0]
-    plain = [m for m in others if m.target is not None and m.target.column and m is not counted]
+    tables_grouped = [m for m in grouped if not per_row(m)]
+    plain = [
+        m
+        for m in others
+        if m.target is not None and m.target.column and m is not counted and not m.scope and not m.grouped
+    ]
+    if tables_grouped and not plain:
+        return tables_grouped[0]
     if plain:
         return plain[0]
     if counted is not None and counted.target is not None and counted.target.column:
         return counted  # "the number of each description": counted by itself
-    if grouped:
-        return grouped[0]
+    if tables_grouped:
+        return tables_grouped[0]
+    rows = [m for m in grouped if per_row(m) and schema.tables[base].label]
+    if rows:
+        return rows[0]
     tables = [
         m for m in others if m.target is not None and m.target.kind == "table" and m.target.table != base
     ]
@@ -383,7 +446,7 @@ def _pick_x(
 
 
 def _pick_group(
-    reading: Reading, mentions: list[_Mention], x: Col, y: _Mention | None, schema: Schema, base: str
+    reading: Reading, mentions: list[_Mention], x: Col, y: _Mention | None, schema: Schema
 ) -> Col | None:
     if not reading.stacked and reading.chart not in ("line",):
         return None
