@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rapidfuzz import fuzz
+from rapidfuzz.distance import DamerauLevenshtein
 
 from streamforge.data.schema import ColumnInfo, Schema, singular, split_words
 from streamforge.offline.language import ENGLISH, Language
@@ -130,7 +130,10 @@ def _abbreviates(short: str, words: tuple[str, ...]) -> bool:
             return False
         # a prefix ("pop"), or its letters in order ("dept", "qty")
         it = iter(w)
-        return w.startswith(short) or (len(short) >= 3 and all(ch in it for ch in short))
+        # a prefix ("pop"), or a vowel-less contraction ("dept", "qty"): "age" is no contraction
+        # of "allergie"
+        contraction = len(short) >= 3 and not set(short[1:]) & set("aeiou")
+        return w.startswith(short) or (contraction and all(ch in it for ch in short))
 
     def fits(s: str, k: int) -> bool:
         if k == len(words):
@@ -151,7 +154,8 @@ class Lexicon:
         self.lang = lang
         self.tables: dict[str, list[_Form]] = {}
         self.columns: dict[tuple[str, str], list[_Form]] = {}
-        self.weight: dict[tuple[str, str], float] = {}
+        self.like_table: set[tuple[str, str]] = set()
+        self.keys: set[tuple[str, str]] = set()
         self.labels: dict[str, str] = {}
         for t in schema.tables.values():
             t_words = _norm_words(t.name)
@@ -161,12 +165,13 @@ class Lexicon:
             for c in t.columns.values():
                 c_words = _norm_words(c.name)
                 self.columns[(t.name, c.name)] = _forms(c_words, t_words, lang)
-                if c_words == t_words:
+                if c_words == t_words and (c.kind in ("text", "identifier") or c.name == t.label):
                     # ``player.Player``: "players" means the table (its rows), not the column.
-                    self.weight[(t.name, c.name)] = 0.6
+                    self.like_table.add((t.name, c.name))
                 elif c.kind == "identifier" or "id" in c_words:
-                    # ``member.College_ID``: "college" is first the college, reached by the key.
-                    self.weight[(t.name, c.name)] = 0.8
+                    # ``member.College_ID``: "college" is first the college, reached by the key;
+                    # "college id" is the key itself.
+                    self.keys.add((t.name, c.name))
         self.known: frozenset[str] = frozenset(
             w for forms in [*self.tables.values(), *self.columns.values()] for f in forms for w in f.words
         )
@@ -202,7 +207,9 @@ class Lexicon:
         for (table, column), forms in self.columns.items():
             rule = _match(words, texts, joined, forms, self.lang)
             if rule:
-                k = 1.0 if rule == "exact" and "id" not in words else self.weight.get((table, column), 1.0)
+                k = 0.6 if (table, column) in self.like_table else 1.0
+                if (table, column) in self.keys and rule != "exact":
+                    k = 0.8
                 out.append(Target(table, column, score=_SCORES[rule] * k, rule=rule))
         if words in (("name",), ("title",), ("label",)):
             # "the names": what names a row of each table (``document_name``, ``g_name``)
@@ -313,7 +320,7 @@ def _match(
             ):
                 better("abbreviation")
                 continue
-            if len(joined) >= 5 and len(form.joined) >= 5 and fuzz.ratio(joined, form.joined) >= 88:
+            if _typo(joined, form.joined):
                 better("fuzzy")
                 continue
         if (
@@ -333,6 +340,14 @@ def _stem(word: str) -> str:
         if word.endswith(ending) and len(word) > len(ending) + 2:
             return word[: -len(ending)]
     return word
+
+
+def _typo(a: str, b: str) -> bool:
+    """A misspelling: one edit (a swap counts as one) in a word of 5+, two in one of 9+ letters."""
+    if len(a) < 5 or len(b) < 5 or a[0] != b[0]:
+        return False
+    limit = 2 if min(len(a), len(b)) >= 9 else 1
+    return DamerauLevenshtein.distance(a, b, score_cutoff=limit) <= limit
 
 
 def _spans(reading: Reading) -> Iterable[tuple[int, int]]:

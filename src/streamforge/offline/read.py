@@ -232,18 +232,21 @@ def _order(words: list[Word], cues: list[Cue], lang: Language) -> Order | None:
         head = min(head, directions[-1].i)
     after = [w.text for w in words[head:end]]
     before = [w.text for w in words[start:head]]
-    target = _target(after, lang) or _target(before, lang)
+    target = _target(after, lang) or _target(before, lang, axes_only=True)
     return Order(direction, target, default, (start, end), head)
 
 
-def _target(span_words: list[str], lang: Language) -> str | None:
+def _target(span_words: list[str], lang: Language, axes_only: bool = False) -> str | None:
+    """What a sort clause sorts by, from its words: an axis ("by the Y"), or a word that means one
+    ("by the names", "by the total number"); before the sorting verb only an axis counts ("a bar
+    chart in descending order of age" sorts by age, not by "bar")."""
     for phrase, axis in sorted(lang.axis_words.items(), key=lambda p: -len(p[0])):
         parts = phrase.split()
         if any(span_words[k : k + len(parts)] == parts for k in range(len(span_words))):
             if phrase in ("x", "y") and not _bare_axis(span_words, phrase):
                 continue
             return axis
-    for k, text in enumerate(span_words):
+    for k, text in enumerate([] if axes_only else span_words):
         two = " ".join(span_words[k : k + 2])
         if two in lang.order_targets:
             return lang.order_targets[two]

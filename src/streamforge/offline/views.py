@@ -79,7 +79,10 @@ def _near_after(reading: Reading, j: int, i: int) -> bool:
 
 def _roles(reading: Reading, links: list[Link]) -> list[_Mention]:
     mentions = [_Mention(lk) for lk in links if lk.best.kind != "value"]
+    inside = {k for m in mentions for k in range(m.link.i, m.link.j)}
     for cue in reading.cues:
+        if cue.i in inside:
+            continue  # "access counts" names a column; "counts" is no aggregate there
         target = next((m for m in mentions if _near_after(reading, cue.j, m.link.i)), None)
         if target is None:
             continue
@@ -149,14 +152,15 @@ def _base(
         return total
 
     anchors: list[str] = []
+    bonus: set[str] = set()
     if measure is not None:
         anchors = [t.table for t in measure.link.targets if t.column and _is_measure(_column(schema, t))]
     elif counted is not None:
-        anchors = [t.table for t in counted.link.targets if t.kind == "table"] or [
-            t.table for t in counted.link.targets
-        ]
+        # "how many players played each position": players are counted where positions are
+        anchors = [t.table for t in counted.link.targets]
+        bonus = {t.table for t in counted.link.targets if t.kind == "table"}
     tables = list(dict.fromkeys(anchors)) or list(schema.tables)
-    return max(tables, key=lambda n: (table_score(n), schema.tables[n].row_count))
+    return max(tables, key=lambda n: (table_score(n) + 0.3 * (n in bonus), schema.tables[n].row_count))
 
 
 def _label(table: TableInfo) -> str | None:
@@ -181,7 +185,7 @@ def _unique(schema: Schema, col: Col) -> bool:
     """Does the column name rows (one row each) rather than groups?"""
     info = schema.column(col.table, col.name)
     table = schema.tables[col.table]
-    if info.primary_key or info.kind in ("text",):
+    if info.primary_key or info.kind in ("text",) or col.name == table.label:
         return True
     if info.distinct is not None and table.row_count and info.distinct >= table.row_count:
         return True
@@ -282,16 +286,27 @@ def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) ->
     for m in aggregated:
         if m.aggregate == "count" and m.total and numeric(m) and m.link.best.kind == "column":
             m.aggregate = "sum"  # "the total number of height"
-    measure = next((m for m in aggregated if m.aggregate != "count" and numeric(m)), None)
+
+    def measurable(m: _Mention) -> bool:
+        """An explicit "average price" averages ``price_range`` even when stored as text."""
+        info = _column(schema, m.link.best)
+        return numeric(m) or (info is not None and info.kind not in ("temporal", "identifier"))
+
+    measure = next((m for m in aggregated if m.aggregate != "count" and measurable(m)), None)
     y_named = next((m for m in mentions if m.axis == "y"), None)
     if measure is None and y_named is not None and y_named.aggregate not in (None, "count"):
         measure = y_named
     counted = next((m for m in aggregated if m.aggregate == "count"), None)
+    attached = {m.link.i for m in aggregated}
+    rows_counted = any(
+        c.value == "count" and not any(_near_after(reading, c.j, i) for i in attached)
+        for c in reading.of("aggregate")
+    )
     pair: list[_Mention] = []
-    if measure is None and counted is None and reading.chart == "scatter":
+    if measure is None and counted is None and not rows_counted and reading.chart == "scatter":
         columns = [m for m in mentions if m.link.best.kind == "column" and not m.scope]
         pair = columns[:2] if len(columns) >= 2 else []
-    if measure is None and counted is None and not pair:
+    if measure is None and counted is None and not pair and not rows_counted:
         # "the name and population of each county": a measure named without an aggregate word
         measure = next(
             (
@@ -436,7 +451,7 @@ def _pick_x(
         return counted  # "the number of each description": counted by itself
     if tables_grouped:
         return tables_grouped[0]
-    rows = [m for m in grouped if per_row(m) and schema.tables[base].label]
+    rows = [m for m in others if (m.grouped or m.scope) and per_row(m) and schema.tables[base].label]
     if rows:
         return rows[0]
     tables = [
