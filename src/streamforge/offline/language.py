@@ -102,7 +102,8 @@ ENGLISH = Language(
         "largest to smallest=desc, biggest to smallest=desc, most to least=desc, z to a=desc,"
         "reverse=desc, reversed=desc, asc=asc, ascending=asc, ascend=asc, increasing=asc, low to high=asc,"
         "lowest to highest=asc, smallest to largest=asc, highest to the lowest=desc,"
-        "lowest to the highest=asc, high to the low=desc, low to the high=asc, least to most=asc, a to z=asc, alphabetical=asc,"
+        "lowest to the highest=asc, high to the low=desc, low to the high=asc, least to most=asc,"
+        "a to z=asc, alphabetical=asc,"
         "alphabetic=asc, alphabetically=asc, lexicographical=asc, lexicographic=asc, chronological=asc"
     ),
     order_targets=_pairs(
