@@ -32,6 +32,7 @@ class Language:
     chart_words: dict[str, str]
     chart_words_before_noun: dict[str, str]
     chart_nouns: frozenset[str]
+    table_nouns: frozenset[str]  # "as a table": rows asked for, not a chart
     stacked_words: frozenset[str]
     # Aggregates named before a column ("average age", "number of students", "how many").
     aggregates: dict[str, str]
@@ -45,6 +46,10 @@ class Language:
     order_targets: dict[str, str]  # phrase -> "x" | "y"
     axis_words: dict[str, str]  # "x axis" -> "x", ...
     top_words: dict[str, str]  # "top" -> "desc", "bottom" -> "asc"
+    grains: dict[str, str]  # "yearly", "by year", "weekday" -> a time bucket
+    time_cues: frozenset[str]  # "over time", "trend": the x axis is the data's own time column
+    share_cues: frozenset[str]  # "share of", "proportion": parts of a whole, a pie
+    relation_cues: frozenset[str]  # "relationship", "correlation", "vs": two measures, a scatter
     number_words: dict[str, int]
     negations: frozenset[str]
     comparators: dict[str, str]  # phrase -> SQL operator
@@ -76,6 +81,7 @@ ENGLISH = Language(
     ),
     chart_words_before_noun=_pairs("line=line, area=area, column=bar, trend=line"),
     chart_nouns=frozenset("chart charts graph graphs plot plots diagram".split()),
+    table_nouns=frozenset("table tabular spreadsheet grid".split()),
     stacked_words=frozenset("stacked stack grouped grouping".split()),
     aggregates=_pairs(
         "number of=count, the number=count, count of=count, count=count, counts=count, how many=count,"
@@ -91,7 +97,9 @@ ENGLISH = Language(
     ),
     group_cues=frozenset(
         "by,per,each,every,for each,for every,of each,in each,from each,across,for different,"
-        "of different,different,grouped by,group by,group them by,versus,vs,over,among".split(",")
+        "of different,different,grouped by,group by,group them by,versus,vs,over,among,colored by,"
+        "coloured by,color by,colour by,split by,broken down by,broken out by,stacked by,bin,binned,"
+        "bucketed by".split(",")
     ),
     order_verbs=frozenset(
         "order,ordered,orders,ordering,sort,sorted,sorts,sorting,rank,ranked,ranks,ranking,list,arrange,"
@@ -114,6 +122,25 @@ ENGLISH = Language(
     ),
     axis_words=_pairs("x axis=x, x-axis=x, xaxis=x, x=x, the x=x, y axis=y, y-axis=y, yaxis=y, y=y, the y=y"),
     top_words=_pairs("top=desc, first=desc, bottom=asc, last=asc"),
+    time_cues=frozenset(
+        "over time,over the years,over the months,over the weeks,over the days,through the years,"
+        "across the years,across years,trend,trends,trending,timeline,history,historical,evolution,"
+        "evolved,changed,change over,time series,over the period,year over year,month over month".split(",")
+    ),
+    share_cues=frozenset(
+        "share,shares,proportion,proportions,percentage,percentages,fraction,composition,breakdown,"
+        "split of,part of,parts of".split(",")
+    ),
+    relation_cues=frozenset(
+        "relationship,relation,correlation,correlate,correlated,versus,vs,against,compared to".split(",")
+    ),
+    grains=_pairs(
+        "daily=day, by day=day, per day=day, each day=day, weekly=week, by week=week, per week=week,"
+        "monthly=month, by month=month, per month=month, each month=month, quarterly=quarter,"
+        "by quarter=quarter, per quarter=quarter, yearly=year, annual=year, annually=year, by year=year,"
+        "per year=year, each year=year, by weekday=weekday, weekday=weekday, day of the week=weekday,"
+        "day of week=weekday, weekdays=weekday"
+    ),
     number_words={
         w: i
         for i, w in enumerate(
@@ -137,7 +164,21 @@ ENGLISH = Language(
             "temp temperature",
             "revenue sale income turnover",
             "price cost",
-            "country nation nationality",
+            "country nation nationality origin",
+            "stock inventory onhand instock",
+            "quantity qty unit volume piece",
+            "order purchase transaction",
+            "product item good sku article",
+            "user customer client member account buyer subscriber",
+            "session visit engagement activity usage event",
+            "supplier vendor",
+            "warehouse location site store branch",
+            "region area territory market zone",
+            "status state stage",
+            "plan tier subscription package",
+            "discount promo markdown rebate",
+            "signup registration",
+            "profit margin",
             "city town",
             "age old",
             "salary pay wage",
@@ -146,7 +187,7 @@ ENGLISH = Language(
             "category type kind genre",
             "name title",
             "length long duration",
-            "rating rate score",
+            "rating score",
             "number count",
             "description detail",
             "year season",

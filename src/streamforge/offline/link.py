@@ -34,6 +34,8 @@ from rapidfuzz.distance import DamerauLevenshtein
 
 from streamforge.data.schema import ColumnInfo, Schema, singular, split_words
 from streamforge.offline.language import ENGLISH, Language
+from streamforge.offline.lexicon import GENERIC_COLUMN_WORDS
+from streamforge.offline.match import table_words
 from streamforge.offline.read import Reading, Word
 
 __all__ = ["Lexicon", "Link", "Target", "link"]
@@ -41,7 +43,9 @@ __all__ = ["Lexicon", "Link", "Target", "link"]
 _MAX_SPAN = 4
 _MAX_VALUES = 2000  # distinct values indexed per column
 _MAX_VALUE_LEN = 60
-_GENERIC = frozenset("id ids name names code codes num no number value type date at is has of the".split())
+_GENERIC = frozenset(
+    "id ids name names code codes num no number value type date at is has of the".split()
+) | (GENERIC_COLUMN_WORDS - {"time", "date", "name", "value"})
 _SCORES = {
     "exact": 1.0,
     "core": 0.9,
@@ -110,6 +114,9 @@ def _forms(words: tuple[str, ...], table_words: tuple[str, ...], lang: Language)
     trimmed = tuple(w for w in core if w not in table_words)
     if trimmed and trimmed != core:
         forms.append(_Form(trimmed, "".join(trimmed), "core"))
+    if core and core != words and table_words and core[: len(table_words)] != table_words:
+        qualified_core = (*table_words, *core)  # "session duration" for sessions.duration_seconds
+        forms.append(_Form(qualified_core, "".join(qualified_core), "core"))
     for k, w in enumerate(words):
         for syn in lang.synonyms_of(w):
             alt = (*words[:k], syn, *words[k + 1 :])
@@ -126,7 +133,9 @@ def _abbreviates(short: str, words: tuple[str, ...]) -> bool:
         return False
     if len(words) == 1:
         w = words[0]
-        if len(short) < 3 or len(w) < len(short) + 2 or short[0] != w[0]:
+        # "pop" <- "population", but "plan" is not short for "planet": a real abbreviation leaves
+        # at least three letters out
+        if len(short) < 3 or len(w) < len(short) + 3 or short[0] != w[0]:
             return False
         # a prefix ("pop"), or its letters in order ("dept", "qty")
         it = iter(w)
@@ -158,7 +167,7 @@ class Lexicon:
         self.keys: set[tuple[str, str]] = set()
         self.labels: dict[str, str] = {}
         for t in schema.tables.values():
-            t_words = _norm_words(t.name)
+            t_words = tuple(singular(w) for w in table_words(split_words(t.name)))  # tbl_items -> item
             self.tables[t.name] = _forms(t_words, (), lang)
             if t.label:
                 self.labels[t.name] = t.label

@@ -103,10 +103,9 @@ class OfflinePlanner:
             if changed is not None:
                 return changed
         reading = read(message, known=self.lexicon.known)
-        if reading.chart_named:
-            chart = await self._chart(reading)
-            if chart is not None:
-                return [chart]
+        chart = await self._chart(reading)
+        if chart is not None:
+            return [chart]
         req = self.understand(message)
         pieces = compose(req, self.source.schema, self.source.dialect, self.limits)
         results = await asyncio.gather(*(piece(self.source.run) for piece in pieces))
@@ -118,10 +117,11 @@ class OfflinePlanner:
         return components[:limit]
 
     async def _chart(self, reading: Reading) -> dict[str, Any] | None:
-        """The one chart a message asks for by name ("a pie chart of ..."), or None to answer it as a
-        dashboard (no x axis could be found, or the statement failed)."""
-        view = decide(reading, self.lexicon)
-        if view is None:
+        """The one chart a message asks for: by name ("a pie chart of ..."), or by a figure and its
+        grouping ("average tip by day", "life expectancy over time"). None answers it as a dashboard:
+        an open question ("sales trends", "overview"), no x axis found, or the statement failed."""
+        view = decide(reading, self.lexicon, self.limits.max_points)
+        if view is None or reading.table_asked or not (reading.chart_named or view.grounded):
             return None
         schema = self.source.schema
         try:

@@ -75,6 +75,7 @@ class Reading:
     chart: str | None = None  # the chart kind asked for
     chart_named: bool = False  # any chart word at all ("chart", "plot", "visualize", a kind)
     stacked: bool = False
+    table_asked: bool = False
     order: Order | None = None
     top: tuple[int, str] | None = None  # (n, "desc" | "asc")
 
@@ -277,6 +278,7 @@ def read(message: str, lang: Language = ENGLISH, known: frozenset[str] = frozens
     reading = Reading(message, words)
     reading.chart, reading.chart_named = _chart(words, lang)
     reading.stacked = any(w.text in lang.stacked_words for w in words)
+    reading.table_asked = any(w.text in lang.table_nouns for w in words) and not reading.chart_named
     cues: list[Cue] = []
     cues += _phrases(words, lang.aggregates, "aggregate")
     cues += _phrases(words, lang.superlatives, "superlative")
@@ -285,6 +287,10 @@ def read(message: str, lang: Language = ENGLISH, known: frozenset[str] = frozens
     cues += _phrases(words, lang.axis_words, "axis")
     cues += _phrases(words, lang.negations, "negation")
     cues += _phrases(words, lang.comparators, "comparator")
+    cues += _phrases(words, lang.grains, "grain")
+    cues += _phrases(words, lang.time_cues, "time")
+    cues += _phrases(words, lang.share_cues, "share")
+    cues += _phrases(words, lang.relation_cues, "relation")
     reading.cues = sorted(cues, key=lambda c: (c.i, -c.j))
     reading.order = _order(words, reading.cues, lang)
     reading.top = _top(words, lang)

@@ -39,6 +39,7 @@ _BUCKETS: dict[str, dict[str, str]] = {
             "strftime('%Y', __sf_col__) || '-Q' || ((CAST(strftime('%m', __sf_col__) AS INTEGER) + 2) / 3)"
         ),
         "year": "strftime('%Y', __sf_col__)",
+        "weekday": "substr('SunMonTueWedThuFriSat', 1 + 3 * CAST(strftime('%w', __sf_col__) AS INTEGER), 3)",
     },
     "duckdb": {
         "day": "strftime(__sf_col__, '%Y-%m-%d')",
@@ -46,6 +47,7 @@ _BUCKETS: dict[str, dict[str, str]] = {
         "month": "strftime(__sf_col__, '%Y-%m')",
         "quarter": "strftime(__sf_col__, '%Y') || '-Q' || CAST(quarter(__sf_col__) AS VARCHAR)",
         "year": "strftime(__sf_col__, '%Y')",
+        "weekday": "strftime(__sf_col__, '%a')",
     },
     "postgres": {
         "day": "to_char(__sf_col__, 'YYYY-MM-DD')",
@@ -53,9 +55,17 @@ _BUCKETS: dict[str, dict[str, str]] = {
         "month": "to_char(__sf_col__, 'YYYY-MM')",
         "quarter": "to_char(__sf_col__, 'YYYY-\"Q\"Q')",
         "year": "to_char(__sf_col__, 'YYYY')",
+        "weekday": "to_char(__sf_col__, 'Dy')",
     },
 }
-_PYTHON_FORMATS = {"day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "quarter": "%Y-%m", "year": "%Y"}
+_PYTHON_FORMATS = {
+    "day": "%Y-%m-%d",
+    "week": "%Y-%m-%d",
+    "month": "%Y-%m",
+    "quarter": "%Y-%m",
+    "year": "%Y",
+    "weekday": "%a",
+}
 
 
 @cache

@@ -25,11 +25,13 @@ answers as a dashboard instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import date
 
 from streamforge.data.schema import ColumnInfo, Schema, TableInfo
 from streamforge.offline.entities import Col, Cond
 from streamforge.offline.lexicon import INTENSIVE_WORDS
 from streamforge.offline.link import Lexicon, Link, Target, link
+from streamforge.offline.periods import Period, find_periods, resolve
 from streamforge.offline.read import Reading
 
 __all__ = ["View", "decide"]
@@ -52,6 +54,9 @@ class View:
     limit: int | None = None
     distinct: bool = False
     notes: list[str] = field(default_factory=list)
+    # The words themselves placed the axis (a grouping, an axis word, "over time", a pair): without a
+    # chart named, only such a view is answered as one chart.
+    grounded: bool = False
 
 
 @dataclass
@@ -276,12 +281,26 @@ class _Roles:
     measure: _Mention | None
     counted: _Mention | None
     pair: list[_Mention]
+    rows_counted: bool = False  # "how many", "the number of" with nothing after it
 
 
 def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) -> _Roles:
     def numeric(m: _Mention) -> bool:
         return any(_is_measure(_column(schema, t)) for t in m.link.targets)
 
+    for m in mentions:
+        info = _column(schema, m.link.best)
+        if (
+            m.grouped
+            and m.aggregate is None
+            and info is not None
+            and info.kind == "measure"
+            and not info.integer
+        ):
+            # "top suppliers by order value": a measure after "by" ranks, it does not group
+            others = [o for o in mentions if o is not m and not _is_measure(_column(schema, o.link.best))]
+            if others:
+                m.grouped = False
     aggregated = [m for m in mentions if m.aggregate]
     for m in aggregated:
         if m.aggregate == "count" and m.total and numeric(m) and m.link.best.kind == "column":
@@ -303,7 +322,14 @@ def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) ->
         for c in reading.of("aggregate")
     )
     pair: list[_Mention] = []
-    if measure is None and counted is None and not rows_counted and reading.chart == "scatter":
+    related = reading.chart is None and bool(reading.of("relation")) and not any(m.grouped for m in mentions)
+    if related:
+        # "unit cost vs list price": two measures set against each other
+        numeric_mentions = [
+            m for m in mentions if m.link.best.kind == "column" and numeric(m) and not m.scope
+        ]
+        related = len(numeric_mentions) >= 2 and not aggregated
+    if measure is None and counted is None and not rows_counted and (reading.chart == "scatter" or related):
         columns = [m for m in mentions if m.link.best.kind == "column" and not m.scope]
         pair = columns[:2] if len(columns) >= 2 else []
     if measure is None and counted is None and not pair and not rows_counted:
@@ -319,7 +345,7 @@ def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) ->
             ),
             None,
         )
-    return _Roles(mentions, measure, counted, pair)
+    return _Roles(mentions, measure, counted, pair, rows_counted)
 
 
 def _bases(schema: Schema, roles: _Roles) -> list[str]:
@@ -333,22 +359,34 @@ def _bases(schema: Schema, roles: _Roles) -> list[str]:
     return [first, *rest[:2]]
 
 
-def decide(reading: Reading, lexicon: Lexicon) -> View | None:
+_RATE_WORDS = frozenset("rate rates ratio ratios percentage percent pct %".split())
+
+
+def decide(reading: Reading, lexicon: Lexicon, max_points: int = 50) -> View | None:
     schema = lexicon.schema
     links = link(reading, lexicon)
+    covered = {k for lk in links if lk.best.rule in ("exact", "core", "bag") for k in range(lk.i, lk.j)}
+    if any(w.text in _RATE_WORDS and k not in covered for k, w in enumerate(reading.words)):
+        return None  # "churn rate by plan": a rate of rows, which the dashboard computes
     order = reading.order
     in_order = [lk for lk in links if order and order.span[0] <= lk.i < order.span[1]]
     main = [lk for lk in links if not (order and order.head <= lk.i < order.span[1])]
     roles = _figure_roles(reading, _roles(reading, main), schema)
     for base in _bases(schema, roles):
-        view = _build(reading, lexicon, links, roles, base, in_order)
+        view = _build(reading, lexicon, links, roles, base, in_order, max_points)
         if view is not None:
             return view
     return None
 
 
 def _build(
-    reading: Reading, lexicon: Lexicon, links: list[Link], roles: _Roles, base: str, in_order: list[Link]
+    reading: Reading,
+    lexicon: Lexicon,
+    links: list[Link],
+    roles: _Roles,
+    base: str,
+    in_order: list[Link],
+    max_points: int,
 ) -> View | None:
     schema = lexicon.schema
     mentions = [replace(m, target=_resolve(schema, base, m)) for m in roles.mentions]
@@ -366,6 +404,8 @@ def _build(
     y: Col | None = None
     aggregate = "count"
     y_mention: _Mention | None = None
+    split: Col | None = None
+    grounded = False
     if len(pair) == 2 and pair[0].col is not None and pair[1].col is not None:
         x, y, aggregate = pair[0].col, pair[1].col, "none"
         y_mention = pair[1]
@@ -375,6 +415,15 @@ def _build(
             aggregate = "" if measure.aggregate in (None, "count") else str(measure.aggregate)
         x_m = _pick_x(candidates, y_mention, counted, schema, base)
         x_col = _as_axis(schema, base, x_m) if x_m is not None else None
+        per_row = x_m is not None and x_m.target is not None and x_m.target.kind == "table"
+        per_row = per_row and x_m is not None and x_m.target is not None and x_m.target.table == base
+        # "average qty per shipment" averages over shipments: a figure, not one bar per shipment
+        grounded = x_m is not None and (x_m.grouped or x_m.axis == "x") and not per_row
+        time = _time_axis(reading, schema, base, candidates, y)
+        if time is not None and time != x_col:
+            if x_col is not None and x_m is not None and x_m.grouped:
+                split = x_col  # "life expectancy over time by continent": continents are the lines
+            x_col, grounded = time, True
         if x_col is None:
             # "for male and female students": the values named are the groups
             multi = next((c for c in value_conds if c.op == "in"), None)
@@ -382,6 +431,7 @@ def _build(
                 return None
             x_col = multi.col
         x = x_col
+        grounded = grounded or (x_m is None)
         if y is not None and not aggregate:
             info = schema.column(y.table, y.name)
             raw = _unique(schema, x) or reading.chart == "scatter"
@@ -394,9 +444,28 @@ def _build(
         base = y.table  # keep the figure in its own table: the many side is the base
     elif y is None and aggregate == "count":
         base = _counting_base(schema, base, x)
-    group = _pick_group(reading, candidates, x, y_mention, schema)
-    chart = reading.chart or ("line" if schema.column(x.table, x.name).kind == "temporal" else "bar")
+    group = split or _pick_group(reading, candidates, x, y_mention, schema)
+    x_info = schema.column(x.table, x.name)
+    chart = reading.chart or _chart_for(reading, x_info, aggregate)
     view = View(chart, base, x, y, aggregate, group, filters=[*value_conds, *cmp_conds])
+    named = roles.measure is not None or roles.counted is not None or roles.rows_counted
+    view.grounded = (grounded and named) or len(pair) == 2
+    dated = schema.tables[base].temporal
+    span: tuple[date, date] | None = None
+    if dated is not None:
+        periods = _periods(reading, dated)
+        if len(periods) > 1:
+            return None  # "Q1 vs Q2" compares periods: the dashboard's comparison answers it
+        if periods:
+            p = periods[0]
+            time_col = Col(base, dated.name)
+            view.filters += [
+                Cond(time_col, ">=", p.start.isoformat()),
+                Cond(time_col, "<", p.end.isoformat()),
+            ]
+            span = (p.start, p.end)
+    if x_info.kind == "temporal" and aggregate != "none":
+        view.grain = _grain(reading, x_info, max_points, span)
     view.order, view.limit = _order(reading, in_order, view, lexicon, base)
     if chart == "pie" and aggregate not in ("sum", "count", "none"):
         view.notes.append(f"The slices show {aggregate} values per group, not parts of one whole.")
@@ -463,16 +532,105 @@ def _pick_x(
 def _pick_group(
     reading: Reading, mentions: list[_Mention], x: Col, y: _Mention | None, schema: Schema
 ) -> Col | None:
-    if not reading.stacked and reading.chart not in ("line",):
+    """A colour split: asked for ("stacked", "colored by"), or a second grouping ("for each title and
+    each type"), or a grouping beside the axis of a line or scatter chart."""
+    grouped = [m for m in mentions if m.grouped and m.col is not None and m.col != x and m is not y]
+    if not (reading.stacked or reading.chart in ("line", "scatter") or len(grouped) >= 1):
         return None
-    for m in mentions:
+    if not grouped and not reading.stacked:
+        return None
+    if not reading.stacked and reading.chart not in ("line", "scatter"):
+        # a bar chart splits only on a second grouping word ("each title and each type")
+        if not any(m.grouped and m.col == x for m in mentions):
+            return None
+    for m in grouped or mentions:
         if m is y or m.col is None or m.col == x:
             continue
-        if m.grouped or reading.stacked:
-            info = schema.column(m.col.table, m.col.name)
-            if not _is_measure(info) or info.kind == "dimension":
-                return m.col
+        info = schema.column(m.col.table, m.col.name)
+        if info.kind in ("dimension", "text", "identifier") and not (
+            _is_measure(info) and info.kind == "measure"
+        ):
+            return m.col
     return None
+
+
+def _chart_for(reading: Reading, x: ColumnInfo, aggregate: str) -> str:
+    """The chart a message implies when it names none."""
+    if x.kind == "temporal" or _yearly(x) or reading.of("time"):
+        return "line"
+    if reading.of("share") and aggregate in ("sum", "count"):
+        return "pie"
+    if reading.of("relation") and aggregate == "none" and x.numeric:
+        return "scatter"
+    return "bar"
+
+
+def _time_axis(
+    reading: Reading, schema: Schema, base: str, mentions: list[_Mention], y: Col | None
+) -> Col | None:
+    """ "over time", "by year", "yearly": the date (or integer year) column the figure is dated by."""
+    if not (reading.of("time") or reading.of("grain")):
+        return None
+    for m in mentions:
+        info = _column(schema, m.target)
+        if (
+            m.col is not None
+            and m.col != y
+            and info is not None
+            and (info.kind == "temporal" or _yearly(info))
+        ):
+            return m.col
+    table = schema.tables[y.table if y is not None else base]
+    if table.temporal is not None:
+        return Col(table.name, table.temporal.name)
+    yearly = next((c for c in table.columns.values() if _yearly(c)), None)
+    return Col(table.name, yearly.name) if yearly is not None else None
+
+
+def _yearly(info: ColumnInfo) -> bool:
+    """An integer year column (``Year``, ``Release_Year``) is a time axis."""
+    return info.integer and any(w == "year" or w.endswith("year") for w in info.words)
+
+
+def _span_of(info: ColumnInfo) -> tuple[date, date] | None:
+    if not info.min_value or not info.max_value:
+        return None
+    try:
+        return date.fromisoformat(info.min_value[:10]), date.fromisoformat(info.max_value[:10])
+    except ValueError:
+        return None
+
+
+def _periods(reading: Reading, info: ColumnInfo) -> list[Period]:
+    """ "in Q4 2025", "last month": periods on the data's own calendar (a plain year on a table with
+    an integer year column is that column's value instead, see :mod:`~streamforge.offline.link`)."""
+    span = _span_of(info)
+    refs = find_periods(reading.message.lower())
+    if span is None or not refs:
+        return []
+    return resolve(refs, span[0], span[1])
+
+
+def _grain(
+    reading: Reading, info: ColumnInfo, max_points: int, span: tuple[date, date] | None = None
+) -> str | None:
+    """The bucket a date axis is drawn in: the one asked for, or none while the dates themselves fit,
+    else the finest calendar unit that fits the chart."""
+    asked = [c.value for c in reading.of("grain")]
+    if asked:
+        return asked[0]
+    distinct = info.distinct or 0
+    if span is None and distinct and distinct <= max_points and info.distinct is not None and distinct < 100:
+        return None
+    span = span or _span_of(info)
+    if span is None:
+        return "month"
+    first, last = span
+    days = (last - first).days + 1
+    for grain, size in (("day", 1), ("week", 7), ("month", 30.4), ("quarter", 91.3), ("year", 365.25)):
+        if days / size <= max_points:
+            return grain
+    return "year"
 
 
 def _order(
@@ -483,6 +641,13 @@ def _order(
         return ("y", direction), n
     order = reading.order
     if order is None:
+        if (
+            not reading.chart_named
+            and view.chart == "bar"
+            and view.aggregate != "none"
+            and view.group is None
+        ):
+            return ("y", "desc"), None  # an open question ranks its groups, as the dashboard always did
         return None, None
     target = order.target
     if target is None:
