@@ -535,21 +535,15 @@ def _pick_group(
     """A colour split: asked for ("stacked", "colored by"), or a second grouping ("for each title and
     each type"), or a grouping beside the axis of a line or scatter chart."""
     grouped = [m for m in mentions if m.grouped and m.col is not None and m.col != x and m is not y]
-    if not (reading.stacked or reading.chart in ("line", "scatter") or len(grouped) >= 1):
-        return None
     if not grouped and not reading.stacked:
         return None
-    if not reading.stacked and reading.chart not in ("line", "scatter"):
-        # a bar chart splits only on a second grouping word ("each title and each type")
-        if not any(m.grouped and m.col == x for m in mentions):
-            return None
+    x_grouped = any(m.grouped and m.col == x for m in mentions)
+    if not reading.stacked and reading.chart not in ("line", "scatter") and not x_grouped:
+        return None  # a bar chart splits only on a second grouping word ("each title and each type")
     for m in grouped or mentions:
         if m is y or m.col is None or m.col == x:
             continue
-        info = schema.column(m.col.table, m.col.name)
-        if info.kind in ("dimension", "text", "identifier") and not (
-            _is_measure(info) and info.kind == "measure"
-        ):
+        if schema.column(m.col.table, m.col.name).kind in ("dimension", "text", "identifier"):
             return m.col
     return None
 
