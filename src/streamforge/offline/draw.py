@@ -86,7 +86,7 @@ def draw(
         x_axis: list[str] = []
         groups: list[str] = []
         cells: dict[tuple[str, str], Any] = {}
-        for x, g, y in rows:
+        for x, g, y, *_ in rows:
             xs, gs = _label(x), _label(g)
             if xs not in x_axis:
                 x_axis.append(xs)
@@ -101,7 +101,7 @@ def draw(
         series = [(g, [cells.get((x, g)) for x in x_axis]) for g in groups]
         title += f" and {humanize(view.group.name).lower()}"
     else:
-        pairs = [(_label(r[0]), _value(r[-1])) for r in rows]
+        pairs = [(_label(r[0]), _value(r[1])) for r in rows]
         if view.chart == "pie":
             pairs = [p for p in pairs if p[1] is not None]
             if len(pairs) > _PIE_SLICES:
@@ -113,7 +113,7 @@ def draw(
             notes.append(f"The first {limits.max_points} of {len(pairs)} points are shown.")
             pairs = pairs[: limits.max_points]
         if view.chart == "scatter" and rows and all(_value(r[0]) is not None for r in rows):
-            points = [[_value(r[0]), _value(r[-1])] for r in rows[: limits.max_points]]
+            points = [[_value(r[0]), _value(r[1])] for r in rows[: limits.max_points]]
             kept = [p for p in points if p[1] is not None]
             return render.chart(
                 "scatter", title, [], [(y_label, kept)], src, x_label, y_label, " ".join(notes) or None

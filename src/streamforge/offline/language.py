@@ -196,7 +196,7 @@ ENGLISH = Language(
     code_words=_pairs("female=F, male=M, women=F, men=M, woman=F, man=M, yes=Y, no=N, true=T, false=F"),
     day_names=("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
     weekend=("saturday", "sunday"),
-    demonym_endings=("ese", "ian", "ish", "an", "i"),
+    demonym_endings=("ese", "ian", "ish", "an", "n", "i"),
     stopwords=frozenset(
         """a an the of to in on at for from with and or is are was were be been do does did have has had
         i me my we our us you your it its this that these those there here what which who whom whose when

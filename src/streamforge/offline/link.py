@@ -109,8 +109,15 @@ def _forms(words: tuple[str, ...], table_words: tuple[str, ...], lang: Language)
         qualified = (*table_words, *words)  # "product category" for products.category
         forms.append(_Form(qualified, "".join(qualified), "core"))
     core = tuple(w for w in words if w not in _GENERIC)
-    if core and core != words:
+    # ``transaction_type`` in financial_transactions: "transactions" names the table's rows
+    core_ok = bool(core) and core != words and not set(core) <= set(table_words)
+    if core_ok:
         forms.append(_Form(core, "".join(core), "core"))
+    head = words
+    while len(head) > 1 and head[-1] in _GENERIC:
+        head = head[:-1]  # ``card_type_code`` is "card type"
+        if head != core:
+            forms.append(_Form(head, "".join(head), "core"))
     trimmed = tuple(w for w in core if w not in table_words)
     if trimmed and trimmed != core:
         forms.append(_Form(trimmed, "".join(trimmed), "core"))
@@ -122,7 +129,7 @@ def _forms(words: tuple[str, ...], table_words: tuple[str, ...], lang: Language)
             alt = (*words[:k], syn, *words[k + 1 :])
             forms.append(_Form(alt, "".join(alt), "synonym"))
             alt_core = tuple(x for x in alt if x not in _GENERIC)
-            if alt_core and alt_core != alt:
+            if core_ok and alt_core and alt_core != alt:
                 forms.append(_Form(alt_core, "".join(alt_core), "synonym"))
     return forms
 
@@ -411,7 +418,26 @@ def link(reading: Reading, lexicon: Lexicon) -> list[Link]:
         taken |= set(range(i, j))
         links.append(Link(i, j, reading.texts(i, j), targets))
     links.sort(key=lambda lk: lk.i)
-    return links
+    return _merged(links, reading)
+
+
+def _merged(links: list[Link], reading: Reading) -> list[Link]:
+    """Neighbours naming the same column are one mention: "party size" -> ``size`` twice."""
+    out: list[Link] = []
+    for lk in links:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.j == lk.i
+            and prev.best.kind == lk.best.kind == "column"
+            and (prev.best.table, prev.best.column) == (lk.best.table, lk.best.column)
+        ):
+            best = max(prev.best, lk.best, key=lambda t: t.score)
+            rest = [t for t in prev.targets + lk.targets if t != best]
+            out[-1] = Link(prev.i, lk.j, reading.texts(prev.i, lk.j), [best, *rest])
+        else:
+            out.append(lk)
+    return out
 
 
 @dataclass

@@ -124,9 +124,16 @@ class OfflinePlanner:
         if view is None or reading.table_asked or not (reading.chart_named or view.grounded):
             return None
         schema = self.source.schema
+        dialect, points = self.source.dialect, self.limits.max_points
         try:
-            sql = view_sql(view, schema, self.source.dialect, self.limits.max_points)
+            sql = view_sql(view, schema, dialect, points, count_rows=view.implicit)
             result = await self.source.run(sql)
+            if view.implicit and result.rows and all(row[-1] == 1 for row in result.rows):
+                # "population by country in 2007": one row a point, so the values are plotted as
+                # they stand and the SQL says so, rather than a SUM of one value each
+                view = replace(view, aggregate="none", implicit=False)
+                sql = view_sql(view, schema, dialect, points)
+                result = await self.source.run(sql)
         except Exception:
             log.warning("chart view failed; answering as a dashboard", exc_info=True)
             return None

@@ -24,6 +24,7 @@ answers as a dashboard instead.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -37,6 +38,21 @@ from streamforge.offline.read import Reading
 __all__ = ["View", "decide"]
 
 _NEAR = 3  # words between a cue and the link it applies to
+_OPEN_BOUNDS = {
+    "or more": ">=",
+    "or above": ">=",
+    "and above": ">=",
+    "and up": ">=",
+    "or greater": ">=",
+    "or higher": ">=",
+    "or over": ">=",
+    "or less": "<=",
+    "or fewer": "<=",
+    "or below": "<=",
+    "and below": "<=",
+    "or lower": "<=",
+    "or under": "<=",
+}
 _GLUE = frozenset("the a an of all each their its his her those these by in for with from to".split())
 
 
@@ -57,6 +73,8 @@ class View:
     # The words themselves placed the axis (a grouping, an axis word, "over time", a pair): without a
     # chart named, only such a view is answered as one chart.
     grounded: bool = False
+    # The aggregate was chosen here (no aggregate word): where every point is one row it is dropped.
+    implicit: bool = False
 
 
 @dataclass
@@ -100,6 +118,18 @@ def _roles(reading: Reading, links: list[Link]) -> list[_Mention]:
             target.grouped = True
         elif cue.kind == "axis" and target.axis is None:
             target.axis = cue.value
+    for cue in reading.of("aggregate"):
+        # "women tip on average", "bills in total": the aggregate follows its figure
+        words = reading.texts(max(0, cue.i - 1), cue.j).split()
+        if words[:1] in (["on"], ["in"]) and cue.value != "count":
+            figure = next((m for m in reversed(mentions) if 0 <= cue.i - 1 - m.link.j <= 2), None)
+            if figure is not None and figure.aggregate is None:
+                figure.aggregate = cue.value
+    for a, b in itertools.pairwise(mentions):
+        # "by day and sex", "for each title and each type": the grouping carries over "and"
+        between = [w.text for w in reading.words[a.link.j : b.link.i]]
+        if a.grouped and between in (["and"], ["and", "by"], ["and", "the"]):
+            b.grouped = True
     for m in mentions:
         lead = reading.words[max(0, m.link.i - 2) : m.link.i]
         m.scope = any(w.text in ("all", "every") for w in lead) and not m.grouped
@@ -261,6 +291,18 @@ def _comparisons(reading: Reading, mentions: list[_Mention], schema: Schema) -> 
         value: float | int = int(number) if number == int(number) else number
         conds.append(Cond(col.col, cue.value, value))
         used.add(col.link.i)
+    # "parties of 4 or more", "3 and above"
+    for k, w in enumerate(words[:-2]):
+        number = w.number
+        tail = " ".join(x.text for x in words[k + 1 : k + 3])
+        op = _OPEN_BOUNDS.get(tail)
+        if number is None or op is None:
+            continue
+        before = [m for m in mentions if m.link.j <= k and k - m.link.j <= 3 and m.target is not None]
+        col = next((m for m in reversed(before) if _is_measure(_column(schema, m.target))), None)
+        if col is not None and col.col is not None and col.link.i not in used:
+            conds.append(Cond(col.col, op, int(number) if number == int(number) else number))
+            used.add(col.link.i)
     # "between 5 and 10"
     for k, w in enumerate(words[:-3]):
         if w.text == "between" and words[k + 2].text == "and":
@@ -303,8 +345,16 @@ def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) ->
                 m.grouped = False
     aggregated = [m for m in mentions if m.aggregate]
     for m in aggregated:
+        best = _column(schema, m.link.best)
         if m.aggregate == "count" and m.total and numeric(m) and m.link.best.kind == "column":
             m.aggregate = "sum"  # "the total number of height"
+        elif (
+            m.aggregate == "count"
+            and best is not None
+            and best.kind == "measure"
+            and m.link.best.rule == "synonym"
+        ):
+            m.aggregate = "sum"  # "how many people" where people are a ``pop`` column: a total
 
     def measurable(m: _Mention) -> bool:
         """An explicit "average price" averages ``price_range`` even when stored as text."""
@@ -406,6 +456,8 @@ def _build(
     y_mention: _Mention | None = None
     split: Col | None = None
     grounded = False
+    implicit = False
+    distinct = False
     if len(pair) == 2 and pair[0].col is not None and pair[1].col is not None:
         x, y, aggregate = pair[0].col, pair[1].col, "none"
         y_mention = pair[1]
@@ -436,10 +488,14 @@ def _build(
             info = schema.column(y.table, y.name)
             raw = _unique(schema, x) or reading.chart == "scatter"
             aggregate = "none" if raw else _default_aggregate(info)
+            implicit = not raw
         if y is None and counted is not None and counted.col is not None and counted.col != x:
             counted_info = schema.column(counted.col.table, counted.col.name)
             if counted_info.kind != "identifier" and counted.col.table == base:
                 y = counted.col  # COUNT(column) counts its non-empty values
+                # "number of countries per continent" where a country has a row a year: distinct
+                named = counted.target is not None and counted.target.rule != "partial"
+                distinct = named and counted_info.kind in ("text", "dimension") and not _unique(schema, y)
     if y is not None and y.table != base and aggregate != "none":
         base = y.table  # keep the figure in its own table: the many side is the base
     elif y is None and aggregate == "count":
@@ -450,6 +506,12 @@ def _build(
     view = View(chart, base, x, y, aggregate, group, filters=[*value_conds, *cmp_conds])
     named = roles.measure is not None or roles.counted is not None or roles.rows_counted
     view.grounded = (grounded and named) or len(pair) == 2
+    view.implicit, view.distinct = implicit, distinct
+    if view.group is None and (chart in ("line", "area") or x_info.kind == "temporal" or _yearly(x_info)):
+        # "population of China and India over the years": the values named are the lines
+        named_values = next((c for c in view.filters if c.op == "in" and c.col != x), None)
+        if named_values is not None:
+            view.group = named_values.col
     dated = schema.tables[base].temporal
     span: tuple[date, date] | None = None
     if dated is not None:

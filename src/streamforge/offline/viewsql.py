@@ -20,7 +20,9 @@ from streamforge.offline.views import View
 __all__ = ["view_sql"]
 
 
-def view_sql(view: View, schema: Schema, dialect: str, max_rows: int) -> str:
+def view_sql(view: View, schema: Schema, dialect: str, max_rows: int, count_rows: bool = False) -> str:
+    """``count_rows`` adds ``n``, the rows behind each point, after ``y``: the planner asks for it to
+    learn whether an aggregate it chose itself changes anything."""
     b = Builder(schema, dialect, view.base)
     x = b.col(view.x)
     if view.grain:
@@ -47,6 +49,8 @@ def view_sql(view: View, schema: Schema, dialect: str, max_rows: int) -> str:
         *[exp.alias_(k, n, quoted=True) for k, n in zip(keys, names, strict=True)],
         exp.alias_(figure, "y", quoted=True),
     )
+    if count_rows:
+        select = select.select(exp.alias_(exp.Count(this=exp.Star()), "n", quoted=True))
     select = b.finish(select, where)
     grouping = keys if dialect == "postgres" else [exp.column(n, quoted=True) for n in names]
     select = select.group_by(*[g.copy() for g in grouping])
