@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import typer
 
@@ -92,37 +94,107 @@ def serve(
     )
 
 
-async def _plan_lines(settings: Settings, messages: list[str]) -> None:
+log = logging.getLogger("streamforge.cli")
+
+
+def _read_lines(stream: BinaryIO) -> Iterator[str | None]:
+    """Each line of ``stream`` as text, or ``None`` for one that is not UTF-8.
+
+    Lines end at ``\\n`` only (a ``\\r`` before it is dropped), so no message is ever split in two; a
+    last line without a newline still counts, and a newline at the very end does not open another.
+    """
+    for raw in stream:
+        raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield None
+
+
+def _refusal(line: str | None, number: int, settings: Settings) -> dict[str, Any] | None:
+    """The error object for a line the service would refuse (with the API's codes), else ``None``."""
+    from streamforge.api.errors import error_body
+
+    if line is None:
+        return error_body("invalid_encoding", f"line {number} is not UTF-8", line=number)
+    message = line.strip()
+    if not message:
+        return error_body("empty_message", f"line {number} is empty", line=number)
+    if len(message) > settings.max_message_length:
+        return error_body(
+            "message_too_long",
+            f"line {number} has {len(message)} characters; the limit is {settings.max_message_length}",
+            line=number,
+        )
+    return None
+
+
+async def _plan_lines(settings: Settings, lines: Iterable[str | None]) -> int:
+    """Write exactly one JSON line per input line, in order; return how many of them are errors."""
+    from streamforge.api.errors import error_body
     from streamforge.planner.factory import build_planner_service
 
+    errors = 0
     service = await build_planner_service(settings)
     try:
-        for message in messages:
-            result = await service.generate_layout(message)
-            sys.stdout.write(result.model_dump_json() + "\n")
+        for number, line in enumerate(lines, start=1):
+            error = _refusal(line, number, settings)
+            if error is None and line is not None:
+                try:
+                    result = await service.generate_layout(line.strip())
+                except Exception as exc:  # one bad line must neither end the run nor shift the others
+                    log.exception("planning line %d failed", number)
+                    why = f"line {number}: {type(exc).__name__}: {exc}"
+                    error = error_body("plan_failed", why, line=number)
+                else:
+                    sys.stdout.write(result.model_dump_json() + "\n")  # pydantic: NaN becomes null
+            if error is not None:
+                errors += 1
+                sys.stdout.write(json.dumps(error) + "\n")
             sys.stdout.flush()
     finally:
         await service.aclose()
+    return errors
 
 
-@app.command()
+_PLAN_HELP = (
+    "Print the planner's layout for a message as JSON (one line per input line with --jsonl).\n\n"
+    "Standard output carries only JSON lines; logs go to standard error. A message the service would "
+    "refuse (blank, or longer than STREAMFORGE_MAX_MESSAGE_LENGTH) or whose planning fails gets an "
+    'error object in its place, shaped like the API\'s JSON errors: {"error": {"code": "empty_message", '
+    '"message": "line 2 is empty", "line": 2}}. With --jsonl the run goes on and exits 0; a single '
+    "MESSAGE that gets an error object exits 1."
+)
+
+
+@app.command(help=_PLAN_HELP)
 def plan(
     message: Annotated[str | None, typer.Argument(help="The request; omit with --jsonl.")] = None,
     provider: ProviderOpt = None,
     database: DatabaseOpt = None,
     model: ModelOpt = None,
-    jsonl: Annotated[bool, typer.Option("--jsonl", help="Read one message per line on stdin.")] = False,
+    jsonl: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl",
+            help="Read one message per line on stdin and print exactly one JSON line per input line, "
+            'in order. A line that cannot be planned gets {"error": {"code", "message", "line"}} '
+            "(codes: empty_message, message_too_long, invalid_encoding, plan_failed).",
+        ),
+    ] = False,
 ) -> None:
-    """Print the planner's layout for a message as JSON (one line per message with --jsonl)."""
+    """Print the planner's layout as JSON lines: one per input line, an error object for a refused one."""
     settings = _settings(provider=provider, database=database, model=model)
     _logging("warning")
     if jsonl:
-        messages = [line.strip() for line in sys.stdin if line.strip()]
-    elif message:
-        messages = [message]
+        if message is not None:
+            raise typer.BadParameter("give a message or --jsonl, not both")
+        asyncio.run(_plan_lines(settings, _read_lines(sys.stdin.buffer)))
+    elif message is not None:
+        if asyncio.run(_plan_lines(settings, [message])):
+            raise typer.Exit(1)
     else:
         raise typer.BadParameter("give a message, or --jsonl and messages on standard input")
-    asyncio.run(_plan_lines(settings, messages))
 
 
 async def _ask(settings: Settings, message: str) -> list[dict[str, Any]]:
