@@ -25,6 +25,7 @@ Every decision can be explained by the rule name kept on the :class:`Target`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -188,6 +189,11 @@ class Lexicon:
                     # ``member.College_ID``: "college" is first the college, reached by the key;
                     # "college id" is the key itself.
                     self.keys.add((t.name, c.name))
+        self._index = _FormIndex(
+            [(("table", name, ""), forms) for name, forms in self.tables.items()]
+            + [(("column", t, c), forms) for (t, c), forms in self.columns.items()]
+        )
+        self._cache: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Target]] = {}
         self.known: frozenset[str] = frozenset(
             w for forms in [*self.tables.values(), *self.columns.values()] for f in forms for w in f.words
         )
@@ -218,22 +224,27 @@ class Lexicon:
         texts = tuple(w.text for w in span)
         if len(span) == 1 and re.search(r"[_\-]", span[0].text):
             words = tuple(singular(w) for w in re.split(r"[_\-]+", span[0].text) if w)
-        joined = "".join(words)
+        key = (words, texts)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._score(words, texts)
+            if len(self._cache) < 20_000:
+                self._cache[key] = cached
+        return list(cached)
+
+    def _score(self, words: tuple[str, ...], texts: tuple[str, ...]) -> list[Target]:
         out: list[Target] = []
-        for (table, column), forms in self.columns.items():
-            rule = _match(words, texts, joined, forms, self.lang)
-            if rule:
-                k = 0.6 if (table, column) in self.like_table else 1.0
-                if (table, column) in self.keys and rule != "exact":
-                    k = 0.8
-                out.append(Target(table, column, score=_SCORES[rule] * k, rule=rule))
+        for (kind, table, column), rule in self._index.match(words, texts, self.lang).items():
+            if kind == "table":
+                out.append(Target(table, score=_SCORES[rule] - 0.02, rule=rule))
+                continue
+            k = 0.6 if (table, column) in self.like_table else 1.0
+            if (table, column) in self.keys and rule != "exact":
+                k = 0.8
+            out.append(Target(table, column, score=_SCORES[rule] * k, rule=rule))
         if words in (("name",), ("title",), ("label",)):
             # "the names": what names a row of each table (``document_name``, ``g_name``)
             out += [Target(t, c, score=0.7, rule="label") for t, c in self.labels.items()]
-        for table, forms in self.tables.items():
-            rule = _match(words, texts, joined, forms, self.lang)
-            if rule:
-                out.append(Target(table, score=_SCORES[rule] - 0.02, rule=rule))
         return out
 
     def value_targets(self, span: list[Word]) -> list[Target]:
@@ -308,49 +319,66 @@ def _value_key(value: str) -> str:
     return " ".join(singular(w) for w in re.findall(r"[a-z0-9]+", value.lower()))
 
 
-def _match(
-    words: tuple[str, ...], texts: tuple[str, ...], joined: str, forms: list[_Form], lang: Language
-) -> str | None:
-    best: str | None = None
+_Key = tuple[str, str, str]  # ("table" | "column", table, column)
 
-    def better(rule: str) -> None:
-        nonlocal best
-        if best is None or _SCORES[rule] > _SCORES[best]:
-            best = rule
 
-    for form in forms:
-        if words == form.words or texts == form.words or (len(joined) >= 4 and joined == form.joined):
-            better(form.rule)
-            continue
-        if (
-            len(words) > 1
-            and len(words) == len(form.words)
-            and sorted(map(_stem, words)) == sorted(map(_stem, form.words))
-        ):
-            better("bag")  # "move in date" = ``date_moved_in``
-            continue
-        if form.rule == "exact":
+class _FormIndex:
+    """Every form of every name, indexed so that a span is scored without a scan of the schema:
+    exact words and run-together names by dictionary, stems as a bag, and only names sharing the
+    span's first letter tried as abbreviations or misspellings."""
+
+    def __init__(self, items: list[tuple[_Key, list[_Form]]]) -> None:
+        self.by_words: dict[tuple[str, ...], list[tuple[_Key, str]]] = {}
+        self.by_joined: dict[str, list[tuple[_Key, str]]] = {}
+        self.by_bag: dict[tuple[str, ...], list[_Key]] = {}
+        self.by_letter: dict[str, list[tuple[_Key, _Form]]] = {}
+        self.by_part: dict[str, list[_Key]] = {}
+        for key, forms in items:
+            for form in forms:
+                self.by_words.setdefault(form.words, []).append((key, form.rule))
+                self.by_joined.setdefault(form.joined, []).append((key, form.rule))
+                if len(form.words) > 1:
+                    self.by_bag.setdefault(tuple(sorted(map(_stem, form.words))), []).append(key)
+                    for w in form.words:
+                        self.by_part.setdefault(w, []).append(key)
+                if form.rule == "exact" and form.joined:
+                    self.by_letter.setdefault(form.joined[0], []).append((key, form))
+
+    def match(self, words: tuple[str, ...], texts: tuple[str, ...], lang: Language) -> dict[_Key, str]:
+        best: dict[_Key, str] = {}
+
+        def better(key: _Key, rule: str) -> None:
+            if key not in best or _SCORES[rule] > _SCORES[best[key]]:
+                best[key] = rule
+
+        if not words:
+            return best
+        joined = "".join(words)
+        for key, rule in [
+            *self.by_words.get(words, ()),
+            *self.by_words.get(texts, ()),
+            *(self.by_joined.get(joined, ()) if len(joined) >= 4 else ()),
+        ]:
+            better(key, rule)
+        if len(words) > 1:
+            for key in self.by_bag.get(tuple(sorted(map(_stem, words))), ()):
+                better(key, "bag")  # "move in date" = ``date_moved_in``
+        for key, form in self.by_letter.get(joined[0], ()):
             if _abbreviates(form.joined, words) or (
                 len(form.words) == len(words) > 1
                 and all(a == b or _abbreviates(a, (b,)) for a, b in zip(form.words, words, strict=True))
             ):
-                better("abbreviation")
-                continue
-            if _typo(joined, form.joined):
-                better("fuzzy")
-                continue
-        if (
-            len(words) == 1
-            and len(form.words) > 1
-            and words[0] in form.words
-            and words[0] not in _GENERIC
-            and words[0] not in lang.function_words
-            and len(words[0]) >= 3
-        ):
-            better("partial")
-    return best
+                better(key, "abbreviation")
+            elif _typo(joined, form.joined):
+                better(key, "fuzzy")
+        word = words[0]
+        if len(words) == 1 and word not in _GENERIC and word not in lang.function_words and len(word) >= 3:
+            for key in self.by_part.get(word, ()):
+                better(key, "partial")
+        return best
 
 
+@functools.lru_cache(maxsize=4096)
 def _stem(word: str) -> str:
     for ending in ("ing", "ed", "e", "s"):
         if word.endswith(ending) and len(word) > len(ending) + 2:
