@@ -204,6 +204,7 @@ ENGLISH = Language(
         create want need like know about into than then so as all any some only just also very much more
         less return draw plot visualize visualise chart graph bar pie scatter line histogram using use via
         them they their him her his she he list listing each every per by one ones corresponding along
+        kind kinds sort sorts
         together together correspond corresponds respective respectively whole entire overall""".split()
     ),
     function_words=frozenset(

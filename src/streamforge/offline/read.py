@@ -233,7 +233,7 @@ def _order(words: list[Word], cues: list[Cue], lang: Language) -> Order | None:
         head = min(head, directions[-1].i)
     after = [w.text for w in words[head:end]]
     before = [w.text for w in words[start:head]]
-    target = _target(after, lang) or _target(before, lang, axes_only=True)
+    target = _target(after, lang) or _target([w for w in before if w not in lang.chart_words], lang)
     return Order(direction, target, default, (start, end), head)
 
 

@@ -53,7 +53,9 @@ _OPEN_BOUNDS = {
     "or lower": "<=",
     "or under": "<=",
 }
-_GLUE = frozenset("the a an of all each their its his her those these by in for with from to".split())
+_GLUE = frozenset(
+    "the a an of all each their its his her those these by in for with from to kind kinds".split()
+)
 
 
 @dataclass
@@ -132,7 +134,11 @@ def _roles(reading: Reading, links: list[Link]) -> list[_Mention]:
             b.grouped = True
     for m in mentions:
         lead = reading.words[max(0, m.link.i - 2) : m.link.i]
-        m.scope = any(w.text in ("all", "every") for w in lead) and not m.grouped
+        # "the description of all aircrafts", "for every company": which rows; "show all majors" lists
+        m.scope = not m.grouped and (
+            any(w.text == "every" for w in lead)
+            or (len(lead) == 2 and lead[1].text == "all" and lead[0].text in ("of", "for", "among", "across"))
+        )
     # "title as the x axis", "gender of the customers as Y-axis"
     for cue in reading.of("axis"):
         before = [m for m in mentions if m.link.j <= cue.i and cue.i - m.link.j <= 3 and m.axis is None]
@@ -207,6 +213,14 @@ def _as_axis(schema: Schema, base: str, m: _Mention) -> Col | None:
     if t is None:
         return None
     if t.column:
+        said = set(m.link.text.split())
+        if m.grouped and not said & {"id", "ids", "code", "codes", "key", "number"}:
+            # "players from each country" where match_season.Country holds a key: the country's name
+            # ("for each customer id" asks for the key itself)
+            fk = next((f for f in schema.foreign_keys if f.table == t.table and f.column == t.column), None)
+            ref = schema.tables[fk.ref_table] if fk is not None else None
+            if ref is not None and ref.label and ref.label != fk.ref_column and fk is not None:
+                return Col(ref.name, ref.label)
         return Col(t.table, t.column)
     table = schema.tables[t.table]
     if t.table != base:
@@ -367,8 +381,9 @@ def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) ->
         measure = y_named
     counted = next((m for m in aggregated if m.aggregate == "count"), None)
     attached = {m.link.i for m in aggregated}
+    inside = {k for m in mentions for k in range(m.link.i, m.link.j)}
     rows_counted = any(
-        c.value == "count" and not any(_near_after(reading, c.j, i) for i in attached)
+        c.value == "count" and c.i not in inside and not any(_near_after(reading, c.j, i) for i in attached)
         for c in reading.of("aggregate")
     )
     pair: list[_Mention] = []
