@@ -218,9 +218,10 @@ def _as_axis(schema: Schema, base: str, m: _Mention) -> Col | None:
             # "players from each country" where match_season.Country holds a key: the country's name
             # ("for each customer id" asks for the key itself)
             fk = next((f for f in schema.foreign_keys if f.table == t.table and f.column == t.column), None)
-            ref = schema.tables[fk.ref_table] if fk is not None else None
-            if ref is not None and ref.label and ref.label != fk.ref_column and fk is not None:
-                return Col(ref.name, ref.label)
+            if fk is not None:
+                ref = schema.tables[fk.ref_table]
+                if ref.label and ref.label != fk.ref_column:
+                    return Col(ref.name, ref.label)
         return Col(t.table, t.column)
     table = schema.tables[t.table]
     if t.table != base:
