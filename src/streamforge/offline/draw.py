@@ -1,8 +1,8 @@
 """Step five: a view and its rows drawn as one ChartComponent, with its provenance.
 
-Numbers are kept as the database returned them (a float is only made JSON-safe, never rounded):
-the chart's hover shows them in full and a reader checking a figure against their own SQL client
-sees the same value. Labels are strings; a date stays in its ISO form.
+Numbers are kept as the database returned them, to 12 significant digits (a float is made JSON-safe,
+never rounded to a display precision): the chart's hover shows them in full and a reader checking a
+figure against their own SQL client sees the same value. Labels are strings; a date stays in its ISO form.
 
 What does not fit the limits is said in the description rather than dropped silently: a pie keeps
 its largest slices and adds the rest up as "Other"; a bar or line chart keeps the first points in
@@ -37,7 +37,11 @@ def _value(v: Any) -> int | float | None:
         return None
     if not math.isfinite(f):
         return None
-    return int(f) if f.is_integer() and abs(f) < 2**53 else f
+    if f.is_integer() and abs(f) < 2**53:
+        return int(f)
+    # 12 significant digits: the float noise of a SUM (215846.60000000023) goes, and two engines
+    # summing in a different order show the same figure; nothing a reader can see is lost
+    return float(f"{f:.12g}")
 
 
 def _label(v: Any) -> str:

@@ -364,7 +364,14 @@ class _FormIndex:
             for key in self.by_bag.get(tuple(sorted(map(_stem, words))), ()):
                 better(key, "bag")  # "move in date" = ``date_moved_in``
         for key, form in self.by_letter.get(joined[0], ()):
-            if _abbreviates(form.joined, words) or (
+            if (
+                len(words) == 1
+                and len(form.words) > 1
+                and 2 <= len(words[0]) <= 5
+                and _abbreviates(words[0], form.words)
+            ):
+                better(key, "abbreviation")  # "mpg" for ``Miles_per_Gallon``
+            elif _abbreviates(form.joined, words) or (
                 len(form.words) == len(words) > 1
                 and all(a == b or _abbreviates(a, (b,)) for a, b in zip(form.words, words, strict=True))
             ):

@@ -87,6 +87,7 @@ class _Mention:
     axis: str | None = None  # "x" | "y" named outright
     scope: bool = False  # "of all students", "every company": which rows, not an axis
     total: bool = False  # "the total number of height": a sum, not a count
+    superlative: str | None = None  # "the best mpg": its aggregate came from a superlative
     target: Target | None = None  # resolved against the base
 
     @property
@@ -116,6 +117,7 @@ def _roles(reading: Reading, links: list[Link]) -> list[_Mention]:
             target.total = "total" in reading.texts(cue.i, cue.j)
         elif cue.kind == "superlative" and target.aggregate is None and reading.top is None:
             target.aggregate = "max" if cue.value == "desc" else "min"
+            target.superlative = cue.value
         elif cue.kind == "group":
             target.grouped = True
         elif cue.kind == "axis" and target.axis is None:
@@ -318,6 +320,23 @@ def _comparisons(reading: Reading, mentions: list[_Mention], schema: Schema) -> 
         if col is not None and col.col is not None and col.link.i not in used:
             conds.append(Cond(col.col, op, int(number) if number == int(number) else number))
             used.add(col.link.i)
+    # "cars with 8 cylinders": a count of something the rows have is that column's value
+    for k, w in enumerate(words[:-1]):
+        number = w.number
+        if number is None or number != int(number) or any(c.i <= k < c.j for c in reading.cues):
+            continue
+        nxt = next((m for m in mentions if m.link.i == k + 1 and m.target is not None), None)
+        info = _column(schema, nxt.target) if nxt is not None else None
+        if (
+            nxt is not None
+            and nxt.col is not None
+            and info is not None
+            and info.integer
+            and nxt.link.i not in used
+        ):
+            if reading.top is None or reading.top[0] != int(number):
+                conds.append(Cond(nxt.col, "=", int(number)))
+                used.add(nxt.link.i)
     # "between 5 and 10"
     for k, w in enumerate(words[:-3]):
         if w.text == "between" and words[k + 2].text == "and":
@@ -436,6 +455,9 @@ def decide(reading: Reading, lexicon: Lexicon, max_points: int = 50) -> View | N
         return None  # "churn rate by plan": a rate of rows, which the dashboard computes
     order = reading.order
     in_order = [lk for lk in links if order and order.span[0] <= lk.i < order.span[1]]
+    timed = {k for c in reading.of("time") for k in range(c.i, c.j)}  # "over time" names no column
+    links = [lk for lk in links if not timed & set(range(lk.i, lk.j))]
+    in_order = [lk for lk in in_order if lk in links]
     main = [lk for lk in links if not (order and order.head <= lk.i < order.span[1])]
     roles = _figure_roles(reading, _roles(reading, main), schema)
     for base in _bases(schema, roles):
@@ -545,6 +567,11 @@ def _build(
     if x_info.kind == "temporal" and aggregate != "none":
         view.grain = _grain(reading, x_info, max_points, span)
     view.order, view.limit = _order(reading, in_order, view, lexicon, base)
+    asked = {w.text for w in reading.words[:3]} & {"which", "what", "who"}
+    if measure is not None and measure.superlative and asked and _unique(schema, x) and reading.order is None:
+        # "which car has the best mpg": the rows ranked by the figure, the answer first
+        view.aggregate, view.order, view.limit = "none", ("y", measure.superlative), 10
+        view.implicit, view.grounded = False, True
     if chart == "pie" and aggregate not in ("sum", "count", "none"):
         view.notes.append(f"The slices show {aggregate} values per group, not parts of one whole.")
     return view
@@ -604,7 +631,11 @@ def _pick_x(
     tables = [
         m for m in others if m.target is not None and m.target.kind == "table" and m.target.table != base
     ]
-    return tables[0] if tables else None
+    if tables:
+        return tables[0]
+    # "which car has the best mpg": the base's own rows, by their label
+    own = [m for m in others if per_row(m) and schema.tables[base].label and m is not counted]
+    return own[0] if own else None
 
 
 def _pick_group(
