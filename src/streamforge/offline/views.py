@@ -333,10 +333,10 @@ def _comparisons(reading: Reading, mentions: list[_Mention], schema: Schema) -> 
             and info is not None
             and info.integer
             and nxt.link.i not in used
+            and (reading.top is None or reading.top[0] != int(number))
         ):
-            if reading.top is None or reading.top[0] != int(number):
-                conds.append(Cond(nxt.col, "=", int(number)))
-                used.add(nxt.link.i)
+            conds.append(Cond(nxt.col, "=", int(number)))
+            used.add(nxt.link.i)
     # "between 5 and 10"
     for k, w in enumerate(words[:-3]):
         if w.text == "between" and words[k + 2].text == "and":
