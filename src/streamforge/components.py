@@ -9,6 +9,7 @@ anything else. LLM output is untrusted, so nothing here trusts a field it has no
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 ComponentType = Literal["SimpleComponent", "TableA", "ChartComponent"]
 ChartType = Literal["line", "bar", "area", "pie", "scatter"]
 Aggregate = Literal["sum", "count", "avg", "min", "max", "none"]
-Grain = Literal["day", "week", "month", "quarter", "year"]
+Grain = Literal["day", "week", "month", "quarter", "year", "weekday"]
 
 # Strict scalar types: a string never becomes a number, nor a boolean a 1, on its way to a chart.
 Number = StrictInt | StrictFloat
@@ -46,6 +47,7 @@ Cell = StrictStr | StrictInt | StrictFloat | StrictBool | None
 _TEXT = 200  # titles, labels, units
 _LONG_TEXT = 2000  # descriptions
 _SQL_TEXT = 20_000
+_VIEW_TEXT = 4_000
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class _Model(BaseModel):
 
 class Filter(_Model):
     column: str = Field(min_length=1, max_length=_TEXT)
-    op: Literal["=", "!=", "<", "<=", ">", ">=", "in", "between", "like"]
+    op: Literal["=", "!=", "<", "<=", ">", ">=", "in", "not in", "between", "like"]
     value: Any
 
 
@@ -99,6 +101,16 @@ class Source(_Model):
     group: str | None = Field(None, max_length=_TEXT)
     grain: Grain | None = None
     filters: list[Filter] = Field(default_factory=list, max_length=20)
+    # The offline planner's own terms for a chart (its View), so a follow-up changes the view and
+    # never has to parse SQL back; a client may ignore it. Checked against the schema before use.
+    view: dict[str, Any] | None = None
+
+    @field_validator("view")
+    @classmethod
+    def _small_view(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, default=str)) > _VIEW_TEXT:
+            raise ValueError(f"view is longer than {_VIEW_TEXT} characters")
+        return value
 
 
 class _Data(_Model):

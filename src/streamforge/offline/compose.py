@@ -784,12 +784,16 @@ def _period_delta_card(ctx: Ctx, metric: Metric, periods: list[Period]) -> Piece
 def share(ctx: Ctx) -> list[Piece]:
     shape = ctx.req.info.chart_type if ctx.req.info.chart_type in ("bar", "pie") else "pie"
     metric = ctx.req.metric
+    note = ""
     if metric.aggregate not in ("sum", "count"):
-        shape = "bar"  # shares of an average are not parts of a whole
+        if ctx.req.info.chart_type == "pie":  # asked for by name: drawn, and it says what it shows
+            note = f"The slices show {metric.aggregate} values per group, not parts of one whole."
+        else:
+            shape = "bar"  # shares of an average are not parts of a whole
     x = ctx.req.dims[0] if ctx.req.dims else best_dimension(ctx)
     if x is None:
         return figure(ctx)
-    return breakdown(ctx, shape=shape, x=x, title=share_title(metric, x))
+    return breakdown(ctx, shape=shape, x=x, title=share_title(metric, x), note=note)
 
 
 def relationship(ctx: Ctx) -> list[Piece]:

@@ -82,6 +82,7 @@ def draw(
         view.grain,
         render.filters(view.filters, None, None),
     )
+    src["view"] = view.to_dict()
     title = title_of(view, schema)
     y_label = title.split(" by ")[0].split(" vs ")[0]
     x_label = humanize(view.x.name)

@@ -34,8 +34,9 @@ from streamforge.offline.compose import Ctx, Piece
 from streamforge.offline.entities import Col, Cond, Metric, Request, default_metric, humanize, time_of
 from streamforge.offline.intent import IntentInfo, detect
 from streamforge.offline.periods import Period, add_months
+from streamforge.offline.views import View
 
-__all__ = ["Spec", "from_component", "period_between", "pieces"]
+__all__ = ["Spec", "from_component", "from_view", "period_between", "pieces"]
 
 _AGGREGATES: dict[type[exp.Expr], str] = {
     exp.Sum: "sum",
@@ -245,12 +246,73 @@ def _is_measure(schema: Schema, table: str, column: str) -> bool:
     return column in schema.tables[table].columns and schema.column(table, column).kind == "measure"
 
 
+def from_view(view: View, schema: Schema) -> Spec | None:
+    """The spec of a chart the chart pipeline drew, from its :class:`View` (no SQL read back)."""
+    base = view.base
+    time = time_of(schema, base)
+    x_info = schema.column(view.x.table, view.x.name)
+    if x_info.kind == "temporal":
+        time = view.x
+    conds: list[Cond] = []
+    bounds: dict[str, str] = {}
+    for c in view.filters:
+        if time is not None and c.col == time and c.op in (">=", "<") and isinstance(c.value, str):
+            bounds[c.op] = c.value
+        else:
+            conds.append(c)
+    period = None
+    if set(bounds) == {">=", "<"}:
+        try:
+            period = period_between(date.fromisoformat(bounds[">="]), date.fromisoformat(bounds["<"]))
+        except ValueError:
+            return None
+    elif bounds:
+        conds += [Cond(time, op, value) for op, value in bounds.items() if time is not None]
+    order = "x"
+    if view.order is not None and view.order[0] == "y":
+        order = "value_desc" if view.order[1] == "desc" else "value_asc"
+    args: dict[str, Any] = {"base": base, "conds": conds, "time": time, "period": period}
+    if view.chart == "scatter" and view.aggregate == "none" and view.y is not None:
+        a = Metric(view.x.table, view.x.name, "sum", label=humanize(view.x.name))
+        b = Metric(view.y.table, view.y.name, "sum", label=humanize(view.y.name))
+        return Spec("scatter", "scatter", metrics=[a, b], **args)
+    aggregate = view.aggregate
+    if aggregate == "none":
+        aggregate = "sum"  # one row a point: the sum of each is the value itself
+    column = view.y.name if view.y is not None and aggregate != "count" or view.distinct else None
+    if aggregate == "count" and view.y is not None and not view.distinct:
+        column = None
+    label = humanize(column or base)
+    metric = Metric(base, column, aggregate, distinct=view.distinct, label=label)
+    grain = view.grain if view.grain in ("day", "week", "month", "quarter", "year") else None
+    if x_info.kind == "temporal" and grain is None:
+        grain = "day"
+    return Spec(
+        "aggregate",
+        view.chart,
+        metrics=[metric],
+        x=view.x,
+        grain=grain,
+        group=view.group,
+        order=order,
+        limit=view.limit,
+        **args,
+    )
+
+
 def from_component(frame: dict[str, Any], schema: Schema, dialect: str) -> Spec | None:
-    """The spec behind an on-screen component, or None when it cannot be re-planned."""
+    """The spec behind an on-screen component, or None when it cannot be re-planned.
+
+    A chart of the chart pipeline carries its :class:`View` in ``data.source.view``: its spec comes
+    from there. Only other components (the dashboard's) are read back from their SQL.
+    """
     data = frame.get("data")
     source = data.get("source") if isinstance(data, dict) else None
     if not isinstance(source, dict) or not isinstance(source.get("sql"), str):
         return None
+    if source.get("view") is not None and frame.get("type") == "ChartComponent":
+        view = View.from_dict(source["view"], schema)
+        return from_view(view, schema) if view is not None else None
     base = source.get("table")
     if not isinstance(base, str) or base not in schema.tables:
         return None
@@ -382,8 +444,12 @@ def pieces(spec: Spec, schema: Schema, dialect: str, limits: Limits) -> list[Pie
     x = spec.x
     shape = spec.shape
     metric = spec.metrics[0]
-    if shape == "pie" and (metric.aggregate not in ("sum", "count") or len(spec.metrics) > 1):
-        shape = "bar"  # shares of an average are not parts of a whole
+    note = ""
+    if shape == "pie" and len(spec.metrics) > 1:
+        shape = "bar"  # a pie has one series
+    elif shape == "pie" and metric.aggregate not in ("sum", "count"):
+        # asked for by name: the pie is drawn, and says what its slices are
+        note = f"The slices show {metric.aggregate} values per group, not parts of one whole."
     title = None
     if spec.limit is not None and spec.order != "x":
         title = compose.ranking_title(ctx, x, spec.limit, spec.order == "value_desc")
@@ -393,6 +459,7 @@ def pieces(spec: Spec, schema: Schema, dialect: str, limits: Limits) -> list[Pie
     return compose.breakdown(
         ctx,
         shape="table" if shape == "card" else shape,
+        note=note,
         order=order,
         limit=spec.limit,
         x=x,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Any
 
 from streamforge.data.schema import ColumnInfo, Schema, TableInfo
 from streamforge.offline.entities import Col, Cond
@@ -38,6 +39,10 @@ from streamforge.offline.read import Reading
 __all__ = ["View", "decide"]
 
 _NEAR = 3  # words between a cue and the link it applies to
+_OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "in", "not in", "between"})
+_GRAINS = frozenset({"day", "week", "month", "quarter", "year", "weekday"})
+_CHARTS = frozenset({"bar", "line", "area", "pie", "scatter"})
+_AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "none"})
 _OPEN_BOUNDS = {
     "or more": ">=",
     "or above": ">=",
@@ -77,6 +82,76 @@ class View:
     grounded: bool = False
     # The aggregate was chosen here (no aggregate word): where every point is one row it is dropped.
     implicit: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The view as plain JSON, kept in ``data.source.view`` so a follow-up can change it."""
+
+        def col(c: Col | None) -> list[str] | None:
+            return [c.table, c.name] if c is not None else None
+
+        return {
+            "chart": self.chart,
+            "base": self.base,
+            "x": col(self.x),
+            "y": col(self.y),
+            "aggregate": self.aggregate,
+            "group": col(self.group),
+            "grain": self.grain,
+            "filters": [[c.col.table, c.col.name, c.op, c.value] for c in self.filters],
+            "order": list(self.order) if self.order else None,
+            "limit": self.limit,
+            "distinct": self.distinct,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object, schema: Schema) -> View | None:
+        """A view read back from a component, or None unless every name is in ``schema`` and every
+        field has its shape (a component may come from a client or a model: it is untrusted)."""
+        if not isinstance(data, dict):
+            return None
+
+        def col(value: object) -> Col | None:
+            if value is None:
+                return None
+            if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+                raise ValueError("not a column")
+            table, name = value
+            if table not in schema.tables or name not in schema.tables[table].columns:
+                raise ValueError("unknown column")
+            return Col(table, name)
+
+        try:
+            x = col(data.get("x"))
+            order = data.get("order")
+            filters = []
+            for item in data.get("filters") or []:
+                table, name, op, value = item
+                if op not in _OPS:
+                    raise ValueError("unknown operator")
+                filters.append(Cond(col([table, name]) or Col(table, name), op, value))
+            view = cls(
+                chart=str(data["chart"]),
+                base=str(data["base"]),
+                x=x if x is not None else Col("", ""),
+                y=col(data.get("y")),
+                aggregate=str(data["aggregate"]),
+                group=col(data.get("group")),
+                grain=data.get("grain") if data.get("grain") in _GRAINS else None,
+                filters=filters,
+                order=(str(order[0]), str(order[1])) if isinstance(order, list) and len(order) == 2 else None,
+                limit=int(data["limit"]) if isinstance(data.get("limit"), int) else None,
+                distinct=bool(data.get("distinct")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        valid = (
+            x is not None
+            and view.base in schema.tables
+            and view.chart in _CHARTS
+            and view.aggregate in _AGGREGATES
+            and (view.order is None or (view.order[0] in ("x", "y") and view.order[1] in ("asc", "desc")))
+        )
+        return view if valid else None
 
 
 @dataclass
