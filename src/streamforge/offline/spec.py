@@ -279,9 +279,10 @@ def from_view(view: View, schema: Schema) -> Spec | None:
     aggregate = view.aggregate
     if aggregate == "none":
         aggregate = "sum"  # one row a point: the sum of each is the value itself
-    column = view.y.name if view.y is not None and aggregate != "count" or view.distinct else None
-    if aggregate == "count" and view.y is not None and not view.distinct:
-        column = None
+    # COUNT(column) and COUNT(*) agree on the rows a view counts, unless it counts distinct values
+    column = None
+    if view.y is not None and (aggregate != "count" or view.distinct):
+        column = view.y.name
     label = humanize(column or base)
     metric = Metric(base, column, aggregate, distinct=view.distinct, label=label)
     grain = view.grain if view.grain in ("day", "week", "month", "quarter", "year") else None
