@@ -40,8 +40,11 @@ faulty_openai = faults.faulty_openai
 
 VENDORS = ("bedrock", "anthropic", "openai")
 RETRIES = 1  # so "retried" is exactly two calls at the fake
-PROVIDER_TIMEOUT = 0.5
-STREAM_TOTAL = 1.0
+# Bounds of the planner under test, not of the machine: the first Bedrock attempt also loads
+# botocore's service model, which on a busy 2-core machine took longer than 0.5 s and turned a
+# "throttled, retried once" case into a timeout.
+PROVIDER_TIMEOUT = 2.0
+STREAM_TOTAL = 4.0
 CEILING = 15.0  # seconds: far above any case's expected time; proves the request was bounded
 
 COMPONENTS: list[dict[str, Any]] = [
