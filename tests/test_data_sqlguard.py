@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlglot import exp
 
 from streamforge.data.sqlguard import SQLRejected, guard_sql
 
@@ -72,3 +73,64 @@ def test_limit_is_added_and_capped_but_smaller_limits_stay() -> None:
 def test_comments_are_not_carried_into_the_statement_run() -> None:
     out = guard_sql("SELECT /* hi */ revenue FROM orders -- trailing", TABLES, "sqlite", 10)
     assert "--" not in out and "/*" not in out
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a CTE is visible in the main query, in its subqueries and in the CTEs after it
+        "WITH t AS (SELECT * FROM orders) SELECT * FROM users WHERE user_id IN (SELECT user_id FROM t)",
+        "WITH a AS (SELECT * FROM orders), b AS (SELECT user_id FROM a) SELECT COUNT(*) FROM b",
+        "WITH t AS (SELECT user_id FROM orders) SELECT user_id FROM t UNION SELECT user_id FROM t",
+        # a WITH inside a derived table serves that derived table
+        "SELECT * FROM (WITH t AS (SELECT region FROM orders) SELECT region FROM t) AS s",
+        "SELECT * FROM orders AS o WHERE EXISTS (WITH u AS (SELECT user_id FROM users) "
+        "SELECT 1 FROM u WHERE u.user_id = o.user_id)",
+    ],
+)
+def test_ctes_are_resolved_where_they_are_visible(sql: str, dialect: str) -> None:
+    assert guard_sql(sql, TABLES, dialect, 100)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "allowed"),
+    [
+        ("sqlite", "WITH T AS (SELECT * FROM orders) SELECT * FROM t", True),  # no case in SQLite
+        ("sqlite", 'WITH "T" AS (SELECT * FROM orders) SELECT * FROM t', True),  # not even quoted
+        ("duckdb", 'WITH "T" AS (SELECT * FROM orders) SELECT * FROM t', True),
+        ("postgres", "WITH T AS (SELECT * FROM orders) SELECT * FROM t", True),  # unquoted folds
+        ("postgres", 'WITH "T" AS (SELECT * FROM orders) SELECT * FROM t', False),  # quoted does not
+        ("postgres", 'SELECT * FROM "ORDERS"', False),
+        ("postgres", "SELECT * FROM ORDERS", True),
+        ("sqlite", 'SELECT * FROM "ORDERS"', True),
+    ],
+)
+def test_names_are_compared_as_the_engine_compares_them(dialect: str, sql: str, allowed: bool) -> None:
+    if allowed:
+        assert guard_sql(sql, TABLES, dialect, 10)
+    else:
+        with pytest.raises(SQLRejected, match="unknown table"):
+            guard_sql(sql, TABLES, dialect, 10)
+
+
+def test_a_mixed_case_postgres_table_must_be_quoted_as_it_is() -> None:
+    assert guard_sql('SELECT * FROM "Orders"', {"Orders"}, "postgres", 10)
+    with pytest.raises(SQLRejected, match="unknown table 'orders'"):
+        guard_sql("SELECT * FROM Orders", {"Orders"}, "postgres", 10)
+
+
+def test_identifiers_are_run_as_written() -> None:
+    """Names are folded only to resolve them; the statement that runs keeps its own spelling."""
+    out = guard_sql('SELECT "Region" AS "Where" FROM Orders', TABLES, "duckdb", 10)
+    assert out == 'SELECT "Region" AS "Where" FROM Orders LIMIT 10'
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_offline_time_buckets_pass_on_every_dialect(dialect: str) -> None:
+    from streamforge.offline.sqlbuild import bucket
+
+    for grain in ("day", "week", "month", "quarter", "year"):
+        label = bucket(exp.column("order_date", table="orders", quoted=True), grain, dialect)
+        sql = exp.select(label).from_("orders").sql(dialect=dialect)
+        assert guard_sql(sql, TABLES, dialect, 10)

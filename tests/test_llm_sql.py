@@ -113,10 +113,22 @@ ADVERSARIAL = [
     "CREATE TABLE x AS SELECT * FROM orders",
     "WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d",
     "VACUUM INTO '/tmp/copy.db'",
+    # a CTE named like a system table, in scope and out of it (issue: CTE names collected globally)
+    "WITH sqlite_master AS (SELECT 1 AS x) SELECT * FROM sqlite_master",
+    "SELECT * FROM (WITH sqlite_master AS (SELECT 1 AS x) SELECT x FROM sqlite_master) AS a "
+    "CROSS JOIN sqlite_master",
+    "WITH pragma_database_list AS (SELECT 1 AS x) SELECT * FROM pragma_database_list",
+    "SELECT file FROM pragma_database_list",
+    "SELECT * FROM pragma_table_info('orders')",
+    "SELECT readfile('/etc/passwd')",
+    "SELECT printf('%.*c', 500000000, 'x')",  # 500 MB from 40 characters
+    "SELECT region FROM orders WHERE " + "revenue = 1 OR " * 6000 + "revenue = 2",  # 90k characters
 ]
 
 
-@pytest.mark.parametrize("sql", ADVERSARIAL)
+@pytest.mark.parametrize(
+    "sql", ADVERSARIAL, ids=[s if len(s) < 100 else f"{s[:60]}...{len(s)}" for s in ADVERSARIAL]
+)
 async def test_adversarial_sql_leaves_the_database_byte_identical(
     fake_bedrock: FakeBedrock, data_dir: Path, sql: str
 ) -> None:

@@ -367,15 +367,21 @@ class DataSource:
         return QueryResult(result.columns, [tuple(_plain(v) for v in row) for row in result.rows])
 
     def guard(self, sql: str) -> str:
-        """``sql`` as it would run here (guarded, LIMIT capped), or :class:`SQLRejected`."""
+        """``sql`` as it would run here (guarded, LIMIT capped), or :class:`SQLRejected`.
+
+        Blocking: it parses the statement (up to :data:`~streamforge.data.sqlguard.MAX_SQL_CHARS`
+        characters, which takes a noticeable fraction of a second), so a coroutine calls it through
+        ``asyncio.to_thread``, never directly on the event loop.
+        """
         return guard_sql(sql, self.tables, self.dialect, self.row_limit)
 
     def run_sync(self, sql: str, *, cancel: _Cancel | None = None) -> QueryResult:
-        """Run one guarded statement in the calling thread; for code that is already off the loop."""
+        """Guard and run one statement in the calling thread; for code that is already off the loop."""
         return self._run(sql, self.tables, self.row_limit, cancel)
 
     async def run(self, sql: str) -> QueryResult:
-        """Run one guarded statement in a worker thread, so the event loop never waits on the database.
+        """Guard and run one statement in a worker thread: the guard's parse, the first use of the
+        schema and the database all run there, so the event loop never waits on any of them.
 
         Cancelling the awaiting task stops the statement in the database too (see the module docstring).
         """

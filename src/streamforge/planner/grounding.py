@@ -10,6 +10,7 @@ them. A component without SQL is kept as sample data (``source: null``), never d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -108,13 +109,14 @@ class SQLGrounder:
         if data is None or not isinstance(data.get("sql"), str) or not data["sql"].strip():
             return {**raw, "data": {**(data or {}), "source": None}}  # kept as sample data
         try:
-            safe = self.source.guard(data["sql"])
+            # Parsing is CPU-bound and the statement is the model's: never on the event loop.
+            safe = await asyncio.to_thread(self.source.guard, data["sql"])
             result = await self.source.run(safe)
         except Exception as exc:  # SQLRejected, QueryError, a driver error: all go back to the model
             raise GroundingError(f"{type(exc).__name__}: {exc}") from exc
         if not result.rows:
             raise GroundingError("the query returned no rows")
-        prov = provenance(safe, self.source.dialect)
+        prov = await asyncio.to_thread(provenance, safe, self.source.dialect)
         filled = self._fill(str(raw.get("type")), data, result, prov)
         source = self._source(safe, prov, filled.pop("_y_index", None))
         clean = {k: v for k, v in data.items() if k not in ("sql", "x", "y", "group")}

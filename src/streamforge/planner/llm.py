@@ -98,7 +98,8 @@ class LLMPlanner:
     async def _prepare(self) -> None:
         """Describe the schema once (introspection touches the database, so off the event loop)."""
         if self._grounder is not None and self._schema_text is None:
-            self._schema_text = await asyncio.to_thread(describe_schema, self._grounder.source.schema)
+            source = self._grounder.source  # ``source.schema`` itself introspects: read it in the thread
+            self._schema_text = await asyncio.to_thread(lambda: describe_schema(source.schema))
 
     def request_for(self, message: str, context: dict[str, Any] | None) -> CompletionRequest:
         schema = None
