@@ -97,7 +97,7 @@ ENGLISH = Language(
     ),
     group_cues=frozenset(
         "by,per,each,every,for each,for every,of each,in each,from each,across,for different,"
-        "of different,different,grouped by,group by,group them by,versus,vs,over,among,colored by,"
+        "of different,different,grouped by,group by,group them by,over,among,colored by,"
         "coloured by,color by,colour by,split by,broken down by,broken out by,stacked by,bin,binned,"
         "bucketed by".split(",")
     ),
@@ -160,7 +160,7 @@ ENGLISH = Language(
         for g in (
             "sex gender",
             "size party",
-            "pop population inhabitant",
+            "pop population inhabitant people resident",
             "temp temperature",
             "revenue sale income turnover",
             "price cost",
@@ -193,7 +193,11 @@ ENGLISH = Language(
             "year season",
         )
     ),
-    code_words=_pairs("female=F, male=M, women=F, men=M, woman=F, man=M, yes=Y, no=N, true=T, false=F"),
+    code_words=_pairs(
+        "female=F|Female|Woman|Women, male=M|Male|Man|Men, women=F|Female|Woman|Women,"
+        "men=M|Male|Man|Men, woman=F|Female|Woman, man=M|Male|Man, girls=F|Female|Girl,"
+        "boys=M|Male|Boy, yes=Y, no=N, true=T, false=F"
+    ),
     day_names=("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
     weekend=("saturday", "sunday"),
     demonym_endings=("ese", "ian", "ish", "an", "n", "i"),

@@ -26,6 +26,7 @@ Every decision can be explained by the rule name kept on the :class:`Target`.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -125,6 +126,9 @@ def _forms(words: tuple[str, ...], table_words: tuple[str, ...], lang: Language)
     if core and core != words and table_words and core[: len(table_words)] != table_words:
         qualified_core = (*table_words, *core)  # "session duration" for sessions.duration_seconds
         forms.append(_Form(qualified_core, "".join(qualified_core), "core"))
+    for a, b in itertools.pairwise(words):
+        for syn in lang.synonyms_of(a + b):  # ``qty_on_hand``: "onhand" is stock
+            forms.append(_Form((syn,), syn, "synonym"))
     for k, w in enumerate(words):
         for syn in lang.synonyms_of(w):
             alt = (*words[:k], syn, *words[k + 1 :])
@@ -165,9 +169,16 @@ class Lexicon:
     """Every table's and column's forms, and the value index, for one schema."""
 
     def __init__(
-        self, schema: Schema, values: dict[tuple[str, str], list[Any]] | None = None, lang: Language = ENGLISH
+        self,
+        schema: Schema,
+        values: dict[tuple[str, str], list[Any]] | None = None,
+        lang: Language = ENGLISH,
+        small_integers: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
+        """``small_integers``: whole-number measure columns with few distinct values (party size,
+        cylinders), which questions count and group like categories."""
         self.schema = schema
+        self.small_integers = small_integers
         self.lang = lang
         self.tables: dict[str, list[_Form]] = {}
         self.columns: dict[tuple[str, str], list[_Form]] = {}
@@ -265,13 +276,18 @@ class Lexicon:
             return out
         word = span[0].text
         code = self.lang.code_words.get(word)
-        if code:
-            for table, column, v in self.single_letter.get(code.upper(), []):
-                out.append(Target(table, column, v, _SCORES["code"], "code"))
+        for form in code.split("|") if code else ():
+            # "women" is 'F' in one database and 'Female' in another
+            hits = (
+                self.single_letter.get(form.upper(), [])
+                if len(form) == 1
+                else self.values.get(_value_key(form), [])
+            )
+            out += [Target(t, c, v, _SCORES["code"], "code") for t, c, v in hits]
         day = _day_group(span[0].lemma, self.lang)
         if day:
             out += self._day_targets(day)
-        if not out and len(word) >= 6:
+        if not out and len(word) >= 5:
             for ending in self.lang.demonym_endings:
                 stem = word[: -len(ending)]
                 if word.endswith(ending) and len(stem) >= 4:

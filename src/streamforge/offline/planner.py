@@ -57,7 +57,9 @@ class OfflinePlanner:
         """The chart pipeline's names and value index, built once (it reads distinct values: run it
         off the event loop, as :meth:`prepare` does)."""
         if self._lexicon is None:
-            self._lexicon = Lexicon(self.source.schema, self._distinct_values())
+            self._lexicon = Lexicon(
+                self.source.schema, self._distinct_values(), small_integers=self._small_integers()
+            )
         return self._lexicon
 
     def _distinct_values(self) -> dict[tuple[str, str], list[Any]]:
@@ -71,6 +73,24 @@ class OfflinePlanner:
             except Exception:  # one unreadable column must not cost the others their values
                 log.warning("distinct values of %s.%s not indexed", table, column, exc_info=True)
         return out
+
+    def _small_integers(self) -> frozenset[tuple[str, str]]:
+        """Whole-number measures with at most 12 distinct values: one COUNT(DISTINCT) per column."""
+        found: set[tuple[str, str]] = set()
+        for table in self.source.schema.tables.values():
+            for col in table.columns.values():
+                if not (col.integer and col.kind == "measure"):
+                    continue
+                name = self.source.quote(col.name)
+                sql = f"SELECT COUNT(DISTINCT {name}) FROM {self.source.quote(table.name)}"
+                try:
+                    rows = self.source.run_sync(sql).rows
+                except Exception:
+                    log.warning("distinct count of %s.%s failed", table.name, col.name, exc_info=True)
+                    continue
+                if rows and rows[0][0] is not None and int(rows[0][0]) <= 12:
+                    found.add((table.name, col.name))
+        return frozenset(found)
 
     async def prepare(self) -> None:
         """Introspect and build the vocabulary now (in a thread), so the first request is fast."""

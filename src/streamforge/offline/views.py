@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from streamforge.data.schema import ColumnInfo, Schema, TableInfo
+from streamforge.data.schema import ColumnInfo, Schema, TableInfo, singular
 from streamforge.offline.entities import Col, Cond
 from streamforge.offline.lexicon import INTENSIVE_WORDS
 from streamforge.offline.link import Lexicon, Link, Target, link
@@ -202,8 +202,9 @@ def _roles(reading: Reading, links: list[Link]) -> list[_Mention]:
         words = reading.texts(max(0, cue.i - 1), cue.j).split()
         if words[:1] in (["on"], ["in"]) and cue.value != "count":
             figure = next((m for m in reversed(mentions) if 0 <= cue.i - 1 - m.link.j <= 2), None)
-            if figure is not None and figure.aggregate is None:
-                figure.aggregate = cue.value
+            if figure is not None and (figure.aggregate is None or figure.superlative):
+                # "the largest bills on average": the average, ranked
+                figure.aggregate, figure.superlative = cue.value, None
     for a, b in itertools.pairwise(mentions):
         # "by day and sex", "for each title and each type": the grouping carries over "and"
         between = [w.text for w in reading.words[a.link.j : b.link.i]]
@@ -435,7 +436,14 @@ class _Roles:
     rows_counted: bool = False  # "how many", "the number of" with nothing after it
 
 
-def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) -> _Roles:
+def _figure_roles(reading: Reading, mentions: list[_Mention], lexicon: Lexicon) -> _Roles:
+    schema = lexicon.schema
+
+    def counts_things(info: ColumnInfo | None) -> bool:
+        """A whole number with few values (party size, cylinders) is counted and grouped like a
+        category; one with many (population) is a quantity."""
+        return info is not None and (info.table, info.name) in lexicon.small_integers
+
     def numeric(m: _Mention) -> bool:
         return any(_is_measure(_column(schema, t)) for t in m.link.targets)
 
@@ -446,7 +454,7 @@ def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) ->
             and m.aggregate is None
             and info is not None
             and info.kind == "measure"
-            and not info.integer
+            and not counts_things(info)
         ):
             # "top suppliers by order value": a measure after "by" ranks, it does not group
             others = [o for o in mentions if o is not m and not _is_measure(_column(schema, o.link.best))]
@@ -462,6 +470,7 @@ def _figure_roles(reading: Reading, mentions: list[_Mention], schema: Schema) ->
             and best is not None
             and best.kind == "measure"
             and m.link.best.rule == "synonym"
+            and not counts_things(best)
         ):
             m.aggregate = "sum"  # "how many people" where people are a ``pop`` column: a total
 
@@ -534,7 +543,7 @@ def decide(reading: Reading, lexicon: Lexicon, max_points: int = 50) -> View | N
     links = [lk for lk in links if not timed & set(range(lk.i, lk.j))]
     in_order = [lk for lk in in_order if lk in links]
     main = [lk for lk in links if not (order and order.head <= lk.i < order.span[1])]
-    roles = _figure_roles(reading, _roles(reading, main), schema)
+    roles = _figure_roles(reading, _roles(reading, main), lexicon)
     for base in _bases(schema, roles):
         view = _build(reading, lexicon, links, roles, base, in_order, max_points)
         if view is not None:
@@ -560,6 +569,11 @@ def _build(
     pair = [by_link[id(m.link)] for m in roles.pair if id(m.link) in by_link]
     cmp_conds, cmp_used = _comparisons(reading, mentions, schema)
     value_conds, _taken = _filters(reading, links, schema, base, set())
+    for m in mentions:
+        flag = _yes_value(reading, schema, m)
+        if flag is not None and m.col is not None and not any(c.col == m.col for c in value_conds):
+            value_conds.append(Cond(m.col, "=", flag))  # "bills for smokers": smoker = 'Yes'
+            cmp_used.add(m.link.i)
     filtered = {c.col for c in [*value_conds, *cmp_conds]}
     mentions = [m for m in mentions if m.link.i not in cmp_used]
     candidates = [m for m in mentions if not (m.col in filtered and not m.grouped and m.axis is None)]
@@ -581,9 +595,16 @@ def _build(
         x_m = _pick_x(candidates, y_mention, counted, schema, base)
         x_col = _as_axis(schema, base, x_m) if x_m is not None else None
         per_row = x_m is not None and x_m.target is not None and x_m.target.kind == "table"
-        per_row = per_row and x_m is not None and x_m.target is not None and x_m.target.table == base
+        per_row = (
+            per_row
+            and x_m is not None
+            and x_m.target is not None
+            and x_m.target.table in (base, y.table if y is not None else base)
+        )
         # "average qty per shipment" averages over shipments: a figure, not one bar per shipment
-        grounded = x_m is not None and (x_m.grouped or x_m.axis == "x") and not per_row
+        asked = x_m is not None and x_m.link.i > 0 and reading.words[x_m.link.i - 1].text in ("which", "what")
+        # "which day has the largest bills": the question names its axis
+        grounded = x_m is not None and (x_m.grouped or x_m.axis == "x" or asked) and not per_row
         time = _time_axis(reading, schema, base, candidates, y)
         if time is not None and time != x_col:
             if x_col is not None and x_m is not None and x_m.grouped:
@@ -618,7 +639,8 @@ def _build(
     chart = reading.chart or _chart_for(reading, x_info, aggregate)
     view = View(chart, base, x, y, aggregate, group, filters=[*value_conds, *cmp_conds])
     named = roles.measure is not None or roles.counted is not None or roles.rows_counted
-    view.grounded = (grounded and named) or len(pair) == 2
+    # "top 5 countries by population": a ranking places its axis as surely as a grouping does
+    view.grounded = ((grounded or reading.top is not None) and named) or len(pair) == 2
     view.implicit, view.distinct = implicit, distinct
     if view.group is None and (chart in ("line", "area") or x_info.kind == "temporal" or _yearly(x_info)):
         # "population of China and India over the years": the values named are the lines
@@ -642,14 +664,39 @@ def _build(
     if x_info.kind == "temporal" and aggregate != "none":
         view.grain = _grain(reading, x_info, max_points, span)
     view.order, view.limit = _order(reading, in_order, view, lexicon, base)
-    asked = {w.text for w in reading.words[:3]} & {"which", "what", "who"}
-    if measure is not None and measure.superlative and asked and _unique(schema, x) and reading.order is None:
+    question = {w.text for w in reading.words[:3]} & {"which", "what", "who"}
+    if (
+        measure is not None
+        and measure.superlative
+        and question
+        and _unique(schema, x)
+        and reading.order is None
+    ):
         # "which car has the best mpg": the rows ranked by the figure, the answer first
         view.aggregate, view.order, view.limit = "none", ("y", measure.superlative), 10
         view.implicit, view.grounded = False, True
     if chart == "pie" and aggregate not in ("sum", "count", "none"):
         view.notes.append(f"The slices show {aggregate} values per group, not parts of one whole.")
     return view
+
+
+_YES = frozenset({"yes", "y", "true", "t", "1"})
+
+
+def _yes_value(reading: Reading, schema: Schema, m: _Mention) -> object | None:
+    """The yes-value of a yes/no column named as a plural after "for"/"of"/"among" ("for
+    smokers"), which keeps those rows; after "by" the same word groups ("by smoker")."""
+    info = _column(schema, m.target)
+    words = m.link.text.split()
+    if info is None or m.grouped or m.axis or info.kind != "dimension" or len(info.values) != 2:
+        return None
+    if m.link.i == 0 or not words or words[-1] == singular(words[-1]):
+        return None
+    after = {w.text for w in reading.words[m.link.j : m.link.j + 2]}
+    if after & {"vs", "versus", "and", "or", "against", "compared"}:
+        return None  # "smokers vs non-smokers" compares both values
+    yes = [v for v in info.values if str(v).strip().lower() in _YES]
+    return yes[0] if len(yes) == 1 else None
 
 
 def _counting_base(schema: Schema, counted: str, x: Col) -> str:
@@ -690,7 +737,12 @@ def _pick_x(
     plain = [
         m
         for m in others
-        if m.target is not None and m.target.column and m is not counted and not m.scope and not m.grouped
+        if m.target is not None
+        and m.target.column
+        and m is not counted
+        and not m.scope
+        and not m.grouped
+        and not _dated_by_verb(schema, m)
     ]
     if tables_grouped and not plain:
         return tables_grouped[0]
@@ -711,6 +763,15 @@ def _pick_x(
     # "which car has the best mpg": the base's own rows, by their label
     own = [m for m in others if per_row(m) and schema.tables[base].label and m is not counted]
     return own[0] if own else None
+
+
+def _dated_by_verb(schema: Schema, m: _Mention) -> bool:
+    """ "quantity shipped" names ``shippedAt`` by its verb: a date column is an axis only when a date
+    word, its own name, a grouping or "over time" puts it there."""
+    info = _column(schema, m.target)
+    if info is None or info.kind != "temporal" or m.target is None or m.target.rule == "exact":
+        return False
+    return not set(m.link.text.split()) & {"date", "dates", "time", "day", "days", "month", "year", "when"}
 
 
 def _pick_group(
