@@ -11,7 +11,6 @@ the asked order.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from streamforge.components import Limits
@@ -26,22 +25,7 @@ _PIE_SLICES = 20
 _AGG_TITLE = {"sum": "Total", "avg": "Average", "min": "Minimum", "max": "Maximum", "count": "Number of"}
 
 
-def _value(v: Any) -> int | float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(f):
-        return None
-    if f.is_integer() and abs(f) < 2**53:
-        return int(f)
-    # 12 significant digits: the float noise of a SUM (215846.60000000023) goes, and two engines
-    # summing in a different order show the same figure; nothing a reader can see is lost
-    return float(f"{f:.12g}")
+_value = render.exact
 
 
 def _label(v: Any) -> str:

@@ -15,11 +15,10 @@ from typing import Any
 from streamforge.offline.entities import Col, Cond, Metric, humanize
 from streamforge.offline.periods import Period, add_months
 
-__all__ = ["card", "chart", "humanize", "note", "number", "source", "table"]
+__all__ = ["card", "chart", "exact", "humanize", "note", "number", "source", "table"]
 
 
-def number(value: Any) -> int | float | None:
-    """A JSON-safe, rounded number (None for NULL or anything not numeric)."""
+def _finite(value: Any) -> int | float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -28,10 +27,25 @@ def number(value: Any) -> int | float | None:
         f = float(value)
     except (TypeError, ValueError):
         return None
-    if f != f or f in (float("inf"), float("-inf")):
-        return None
-    r = round(f, 2)
-    return int(r) if r.is_integer() and abs(r) < 2**53 else r
+    return None if f != f or f in (float("inf"), float("-inf")) else f
+
+
+def _whole(f: float) -> int | float:
+    return int(f) if f.is_integer() and abs(f) < 2**53 else f
+
+
+def number(value: Any) -> int | float | None:
+    """A JSON-safe, rounded number (None for NULL or anything not numeric): the dashboard's cards."""
+    f = _finite(value)
+    return f if f is None or isinstance(f, int) else _whole(round(f, 2))
+
+
+def exact(value: Any) -> int | float | None:
+    """A JSON-safe number to 12 significant digits: the float noise of a SUM (215846.60000000023)
+    goes, and two engines summing in another order show the same figure; nothing a reader can
+    check against their own SQL client is lost."""
+    f = _finite(value)
+    return f if f is None or isinstance(f, int) else _whole(float(f"{f:.12g}"))
 
 
 def label(value: Any) -> str | int | float:
