@@ -139,6 +139,7 @@ ENGLISH = Language(
         "monthly=month, by month=month, per month=month, each month=month, quarterly=quarter,"
         "by quarter=quarter, per quarter=quarter, yearly=year, annual=year, annually=year, by year=year,"
         "per year=year, each year=year, by weekday=weekday, weekday=weekday, day of the week=weekday,"
+        "each day of the week=weekday, by day of the week=weekday, per day of the week=weekday,"
         "day of week=weekday, weekdays=weekday"
     ),
     number_words={
