@@ -71,6 +71,24 @@ def draw(
     y_label = title.split(" by ")[0].split(" vs ")[0]
     x_label = humanize(view.x.name)
     series: list[tuple[str, list[Any]]]
+    if view.group is not None and view.chart == "scatter" and all(_value(r[0]) is not None for r in rows):
+        # "sales vs profit colored by category": one series of points a group
+        by_group: dict[str, list[list[int | float | None]]] = {}
+        for x, g, y, *_ in rows:
+            point = [_value(x), _value(y)]
+            if point[1] is not None and len(by_group) <= limits.max_series:
+                by_group.setdefault(_label(g), []).append(point)
+        shown: list[tuple[str, list[Any]]] = list(by_group.items())[: limits.max_series]
+        return render.chart(
+            "scatter",
+            f"{title} by {humanize(view.group.name).lower()}",
+            [],
+            shown,
+            src,
+            x_label,
+            y_label,
+            " ".join(notes) or None,
+        )
     if view.group is not None:
         x_axis: list[str] = []
         groups: list[str] = []

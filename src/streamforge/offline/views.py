@@ -675,6 +675,16 @@ def _build(
         # "which car has the best mpg": the rows ranked by the figure, the answer first
         view.aggregate, view.order, view.limit = "none", ("y", measure.superlative), 10
         view.implicit, view.grounded = False, True
+    elif (
+        measure is not None
+        and measure.superlative
+        and question
+        and view.y is not None
+        and reading.order is None
+        and _default_aggregate(schema.column(view.y.table, view.y.name)) == "sum"
+    ):
+        # "which region has the highest profit": regions ranked by their total, not their largest row
+        view.aggregate, view.order, view.implicit = "sum", ("y", measure.superlative), False
     if chart == "pie" and aggregate not in ("sum", "count", "none"):
         view.notes.append(f"The slices show {aggregate} values per group, not parts of one whole.")
     return view
