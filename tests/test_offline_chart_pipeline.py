@@ -217,3 +217,12 @@ def test_a_view_from_a_client_is_checked_against_the_schema(tips: OfflinePlanner
         is None
     )
     assert View.from_dict("not a view", schema) is None
+
+
+def test_the_n_largest_rows_are_rows_not_groups(tips: OfflinePlanner, tips_path: Path) -> None:
+    components = asyncio.run(tips.plan("the 3 smallest tips at dinner"))
+    table = components[0]
+    assert table["type"] == "TableA" and validate_component(table, tips.limits) is not None
+    tip_at = table["data"]["columns"].index("Tip")
+    want = query(tips_path, "SELECT tip FROM tips WHERE time = 'Dinner' ORDER BY tip LIMIT 3")
+    assert [row[tip_at] for row in table["data"]["rows"]] == [r[0] for r in want]

@@ -67,6 +67,13 @@ def draw(
         render.filters(view.filters, None, None),
     )
     src["view"] = view.to_dict()
+    if view.chart == "table":
+        word = "Largest" if view.order is None or view.order[1] == "desc" else "Smallest"
+        names = [humanize(c) for c in columns]
+        src["aggregate"], src["x"] = "none", None
+        by = humanize(view.y.name).lower() if view.y is not None else ""
+        title = f"{word} {len(rows)} {humanize(view.base).lower()} by {by}"
+        return render.table(title, names, [list(r) for r in rows], src, " ".join(notes) or None)
     title = title_of(view, schema)
     y_label = title.split(" by ")[0].split(" vs ")[0]
     x_label = humanize(view.x.name)

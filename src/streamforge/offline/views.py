@@ -41,7 +41,7 @@ __all__ = ["View", "decide"]
 _NEAR = 3  # words between a cue and the link it applies to
 _OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "in", "not in", "between"})
 _GRAINS = frozenset({"day", "week", "month", "quarter", "year", "weekday"})
-_CHARTS = frozenset({"bar", "line", "area", "pie", "scatter"})
+_CHARTS = frozenset({"bar", "line", "area", "pie", "scatter", "table"})
 _AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "none"})
 _OPEN_BOUNDS = {
     "or more": ">=",
@@ -610,6 +610,13 @@ def _build(
             if x_col is not None and x_m is not None and x_m.grouped:
                 split = x_col  # "life expectancy over time by continent": continents are the lines
             x_col, grounded = time, True
+        if x_col is None and y is not None and reading.top is not None and not reading.chart_named:
+            # "the 10 largest bills": the rows themselves, largest first, not groups
+            table = schema.tables[y.table]
+            view = View("table", y.table, Col(y.table, _label(table) or y.name), y, "none")
+            view.filters = [*value_conds, *cmp_conds]
+            view.order, view.limit, view.grounded = ("y", reading.top[1]), reading.top[0], True
+            return view
         if x_col is None:
             # "for male and female students": the values named are the groups
             multi = next((c for c in value_conds if c.op == "in"), None)

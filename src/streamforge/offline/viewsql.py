@@ -24,6 +24,8 @@ def view_sql(view: View, schema: Schema, dialect: str, max_rows: int, count_rows
     """``count_rows`` adds ``n``, the rows behind each point, after ``y``: the planner asks for it to
     learn whether an aggregate it chose itself changes anything."""
     b = Builder(schema, dialect, view.base)
+    if view.chart == "table":
+        return _rows_sql(view, schema, b, dialect, max_rows)
     x = b.col(view.x)
     if view.grain:
         x = bucket(x, view.grain, dialect)
@@ -58,6 +60,24 @@ def view_sql(view: View, schema: Schema, dialect: str, max_rows: int, count_rows
     if view.limit:
         select = select.limit(view.limit)
     return select.sql(dialect=dialect)
+
+
+_TABLE_COLUMNS = 8
+
+
+def _rows_sql(view: View, schema: Schema, b: Builder, dialect: str, max_rows: int) -> str:
+    """The rows of a "largest N" question: the table's first columns, ordered by the figure."""
+    assert view.y is not None
+    columns = list(schema.tables[view.base].columns)[:_TABLE_COLUMNS]
+    if view.y.name not in columns:
+        columns[-1:] = [view.y.name]
+    select = exp.select(*[exp.alias_(b.col(Col(view.base, c)), c, quoted=True) for c in columns])
+    where = [b.condition(c) for c in view.filters]
+    where.append(exp.Not(this=exp.Is(this=b.col(view.y), expression=exp.null())))
+    select = b.finish(select, where)
+    desc = view.order is None or view.order[1] == "desc"
+    select = select.order_by(exp.Ordered(this=b.col(view.y), desc=desc))
+    return select.limit(min(view.limit or max_rows, max_rows)).sql(dialect=dialect)
 
 
 def _ordered(select: exp.Select, view: View, keys: list[exp.Expr], y: exp.Expr) -> exp.Select:
