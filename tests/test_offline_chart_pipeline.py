@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from streamforge.components import Limits, new_id, validate_component
+from streamforge.data.sample import write_sample_db
 from streamforge.data.source import DataSource
 from streamforge.offline.link import Lexicon, link
 from streamforge.offline.planner import OfflinePlanner
@@ -33,6 +34,11 @@ def tips_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def countries_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_countries_sqlite(tmp_path_factory.mktemp("countries") / "countries.sqlite")
+
+
+@pytest.fixture(scope="module")
+def sample_planner_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample_db(tmp_path_factory.mktemp("sample") / "sample.db")
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +232,17 @@ def test_the_n_largest_rows_are_rows_not_groups(tips: OfflinePlanner, tips_path:
     tip_at = table["data"]["columns"].index("Tip")
     want = query(tips_path, "SELECT tip FROM tips WHERE time = 'Dinner' ORDER BY tip LIMIT 3")
     assert [row[tip_at] for row in table["data"]["rows"]] == [r[0] for r in want]
+
+
+def test_weekday_bins_come_in_week_order(sample_planner_path: Path) -> None:
+    source = DataSource(sample_planner_path)
+    try:
+        data = chart(OfflinePlanner(source, Limits()), "number of orders by day of the week as a line chart")
+    finally:
+        source.close()
+    assert data["source"]["grain"] == "weekday"
+    assert data["x_axis"] == ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    want = dict(
+        query(sample_planner_path, "SELECT strftime('%w', order_date), COUNT(*) FROM orders GROUP BY 1")
+    )
+    assert data["series"][0]["values"] == [want[str(d)] for d in range(7)]

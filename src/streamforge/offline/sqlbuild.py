@@ -40,6 +40,7 @@ _BUCKETS: dict[str, dict[str, str]] = {
         ),
         "year": "strftime('%Y', __sf_col__)",
         "weekday": "substr('SunMonTueWedThuFriSat', 1 + 3 * CAST(strftime('%w', __sf_col__) AS INTEGER), 3)",
+        "dow": "CAST(strftime('%w', __sf_col__) AS INTEGER)",
     },
     "duckdb": {
         "day": "strftime(__sf_col__, '%Y-%m-%d')",
@@ -48,6 +49,7 @@ _BUCKETS: dict[str, dict[str, str]] = {
         "quarter": "strftime(__sf_col__, '%Y') || '-Q' || CAST(quarter(__sf_col__) AS VARCHAR)",
         "year": "strftime(__sf_col__, '%Y')",
         "weekday": "strftime(__sf_col__, '%a')",
+        "dow": "CAST(strftime(__sf_col__, '%w') AS INTEGER)",
     },
     "postgres": {
         "day": "to_char(__sf_col__, 'YYYY-MM-DD')",
@@ -56,6 +58,7 @@ _BUCKETS: dict[str, dict[str, str]] = {
         "quarter": "to_char(__sf_col__, 'YYYY-\"Q\"Q')",
         "year": "to_char(__sf_col__, 'YYYY')",
         "weekday": "to_char(__sf_col__, 'Dy')",
+        "dow": "CAST(EXTRACT(DOW FROM __sf_col__) AS INTEGER)",
     },
 }
 _PYTHON_FORMATS = {
@@ -65,6 +68,7 @@ _PYTHON_FORMATS = {
     "quarter": "%Y-%m",
     "year": "%Y",
     "weekday": "%a",
+    "dow": "%w",
 }
 
 

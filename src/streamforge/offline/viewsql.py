@@ -56,7 +56,11 @@ def view_sql(view: View, schema: Schema, dialect: str, max_rows: int, count_rows
     select = b.finish(select, where)
     grouping = keys if dialect == "postgres" else [exp.column(n, quoted=True) for n in names]
     select = select.group_by(*[g.copy() for g in grouping])
-    select = _ordered(select, view, [exp.column(n, quoted=True) for n in names], exp.column("y", quoted=True))
+    order_keys: list[exp.Expr] = [exp.column(n, quoted=True) for n in names]
+    if view.grain == "weekday":
+        # Sun..Sat in week order, not alphabetical: by the day's number (the same in every row of a group)
+        order_keys[0] = exp.Min(this=bucket(b.col(view.x), "dow", dialect))
+    select = _ordered(select, view, order_keys, exp.column("y", quoted=True))
     if view.limit:
         select = select.limit(view.limit)
     return select.sql(dialect=dialect)
