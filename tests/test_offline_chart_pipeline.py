@@ -9,6 +9,7 @@ a test fails when a number on screen is wrong, not only when a column name is.
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -246,3 +247,26 @@ def test_weekday_bins_come_in_week_order(sample_planner_path: Path) -> None:
         query(sample_planner_path, "SELECT strftime('%w', order_date), COUNT(*) FROM orders GROUP BY 1")
     )
     assert data["series"][0]["values"] == [want[str(d)] for d in range(7)]
+
+
+_SOUP = (
+    "show me a bar pie line scatter chart of the average total number how many count by for each per "
+    "over time top 5 bottom 3 sorted ascending descending high to low in 2007 not 'x' between 1 and 10 "
+    "more than 4 or more which has highest lowest stacked colored by vs and or weekday yearly x axis"
+).split()
+
+
+@pytest.mark.parametrize("which", ["tips", "countries"])
+def test_any_word_soup_gets_valid_components(which: str, request: pytest.FixtureRequest) -> None:
+    """Hostile or garbled messages never raise and never produce a component the validator drops
+    (empty splits, negative pies, pies with series and integer overflow were found this way)."""
+    planner: OfflinePlanner = request.getfixturevalue(which)
+    schema = planner.source.schema
+    names = [n for t in schema.tables.values() for n in (t.name, *t.columns)]
+    rng = random.Random(7)
+    for _ in range(150):
+        message = " ".join(rng.choice(_SOUP + names * 2) for _ in range(rng.randint(1, 14)))
+        components = asyncio.run(planner.plan(message))
+        assert components, message
+        for c in components:
+            assert validate_component(c, planner.limits) is not None, (message, c)

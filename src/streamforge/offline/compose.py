@@ -307,6 +307,8 @@ def agg_piece(
             else:
                 series_name = metric_title(own)
             series.append((series_name, values))
+        if not series:  # a split with no rows at all (a filter that matches nothing)
+            series = [(metric_title(metric), [None] * len(x_axis))]
         x_labels = [render.label(x) for x in x_axis]
         x_title = humanize(x_name) if x_name else None
         if shape == "table":

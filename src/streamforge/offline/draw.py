@@ -75,6 +75,7 @@ def draw(
         title = f"{word} {len(rows)} {humanize(view.base).lower()} by {by}"
         return render.table(title, names, [list(r) for r in rows], src, " ".join(notes) or None)
     title = title_of(view, schema)
+    chart_type = view.chart
     y_label = title.split(" by ")[0].split(" vs ")[0]
     x_label = humanize(view.x.name)
     series: list[tuple[str, list[Any]]]
@@ -112,11 +113,14 @@ def draw(
             groups = sorted(groups, key=lambda g: -totals[g])[: limits.max_series]
             notes.append(f"The {limits.max_series} largest groups are shown.")
         x_axis = x_axis[: limits.max_points]
-        series = [(g, [cells.get((x, g)) for x in x_axis]) for g in groups]
+        series = [(g, [cells.get((x, g)) for x in x_axis]) for g in groups] or [(y_label, [])]
         title += f" and {humanize(view.group.name).lower()}"
     else:
         pairs = [(_label(r[0]), _value(r[1])) for r in rows]
-        if view.chart == "pie":
+        if view.chart == "pie" and any(p[1] is not None and p[1] < 0 for p in pairs):
+            chart_type = "bar"  # a pie cannot show a negative part
+            notes.append("Drawn as bars: some values are negative.")
+        if chart_type == "pie":
             pairs = [p for p in pairs if p[1] is not None]
             if len(pairs) > _PIE_SLICES:
                 pairs.sort(key=lambda p: -(p[1] or 0))
@@ -134,4 +138,4 @@ def draw(
             )
         x_axis = [p[0] for p in pairs]
         series = [(y_label, [p[1] for p in pairs])]
-    return render.chart(view.chart, title, x_axis, series, src, x_label, y_label, " ".join(notes) or None)
+    return render.chart(chart_type, title, x_axis, series, src, x_label, y_label, " ".join(notes) or None)

@@ -383,7 +383,9 @@ def correlation_sql(
 ) -> str:
     """The sums Pearson's r needs, over all rows (not just the plotted sample)."""
     b = Builder(schema, dialect, base)
-    cx, cy = b.col(x), b.col(y)
+    # as floating point: squares of a population column overflow SQLite's 64-bit integers
+    real = exp.DataType.build("double")
+    cx, cy = exp.cast(b.col(x), real), exp.cast(b.col(y), real)
     parts = [
         exp.Count(this=exp.Star()),
         exp.Sum(this=cx.copy()),

@@ -649,7 +649,9 @@ def _build(
     # "top 5 countries by population": a ranking places its axis as surely as a grouping does
     view.grounded = ((grounded or reading.top is not None) and named) or len(pair) == 2
     view.implicit, view.distinct = implicit, distinct
-    if view.group is None and (chart in ("line", "area") or x_info.kind == "temporal" or _yearly(x_info)):
+    if chart == "pie":
+        view.group = None  # a pie has one series
+    elif view.group is None and (chart in ("line", "area") or x_info.kind == "temporal" or _yearly(x_info)):
         # "population of China and India over the years": the values named are the lines
         named_values = next((c for c in view.filters if c.op == "in" and c.col != x), None)
         if named_values is not None:
@@ -797,8 +799,8 @@ def _pick_group(
     """A colour split: asked for ("stacked", "colored by"), or a second grouping ("for each title and
     each type"), or a grouping beside the axis of a line or scatter chart."""
     grouped = [m for m in mentions if m.grouped and m.col is not None and m.col != x and m is not y]
-    if not grouped and not reading.stacked:
-        return None
+    if reading.chart == "pie" or (not grouped and not reading.stacked):
+        return None  # a pie has one series
     x_grouped = any(m.grouped and m.col == x for m in mentions)
     if not reading.stacked and reading.chart not in ("line", "scatter") and not x_grouped:
         return None  # a bar chart splits only on a second grouping word ("each title and each type")
