@@ -270,3 +270,16 @@ def test_any_word_soup_gets_valid_components(which: str, request: pytest.Fixture
         assert components, message
         for c in components:
             assert validate_component(c, planner.limits) is not None, (message, c)
+
+
+def test_a_distribution_of_one_measure_is_binned_with_its_filter(
+    tips: OfflinePlanner, tips_path: Path
+) -> None:
+    data = chart(tips, "histogram of total bill for smokers")
+    assert data["source"]["x"] == "total_bill" and data["source"]["aggregate"] == "count"
+    (smokers,) = query(tips_path, "SELECT COUNT(*) FROM tips WHERE smoker = 'Yes'")[0]
+    assert sum(data["series"][0]["values"]) == smokers
+    sizes = chart(tips, "histogram of party size")  # a few whole values: one bar each, not bins
+    assert pairs(sizes) == {
+        str(k): v for k, v in query(tips_path, "SELECT size, COUNT(*) FROM tips GROUP BY size")
+    }

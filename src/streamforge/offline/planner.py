@@ -21,11 +21,13 @@ from streamforge.data.source import DataSource
 from streamforge.offline import followup, render
 from streamforge.offline.compose import compose
 from streamforge.offline.draw import draw
-from streamforge.offline.entities import Request, understand
+from streamforge.offline.entities import Metric, Request, time_of, understand
 from streamforge.offline.link import Lexicon, ValueFetch
 from streamforge.offline.match import Vocabulary
 from streamforge.offline.read import Reading, read
-from streamforge.offline.views import decide
+from streamforge.offline.spec import Spec
+from streamforge.offline.spec import pieces as spec_pieces
+from streamforge.offline.views import View, decide
 from streamforge.offline.viewsql import view_sql
 
 __all__ = ["OfflinePlanner"]
@@ -145,6 +147,8 @@ class OfflinePlanner:
             return None
         schema = self.source.schema
         dialect, points = self.source.dialect, self.limits.max_points
+        if view.chart == "histogram":
+            return await self._histogram(view)
         try:
             sql = view_sql(view, schema, dialect, points, count_rows=view.implicit)
             result = await self.source.run(sql)
@@ -158,6 +162,31 @@ class OfflinePlanner:
             log.warning("chart view failed; answering as a dashboard", exc_info=True)
             return None
         return draw(view, result.columns, result.rows, sql, schema, self.limits)
+
+    async def _histogram(self, view: View) -> dict[str, Any] | None:
+        """Binned counts of one measure, through the dashboard's histogram (bins from the data)."""
+        schema = self.source.schema
+        binned = Spec(
+            "histogram",
+            "bar",
+            view.base,
+            metrics=[Metric(view.base, None, "count")],
+            x=view.x,
+            conds=list(view.filters),
+            time=time_of(schema, view.base),
+        )
+        try:
+            drawn = await asyncio.gather(
+                *(
+                    piece(self.source.run)
+                    for piece in spec_pieces(binned, schema, self.source.dialect, self.limits)
+                )
+            )
+        except Exception:
+            log.warning("histogram failed; answering as a dashboard", exc_info=True)
+            return None
+        components = [c for group in drawn for c in group]
+        return components[0] if components else None
 
     async def candidates(
         self, message: str, context: dict[str, Any] | None = None, n: int = 8

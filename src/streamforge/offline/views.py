@@ -41,7 +41,7 @@ __all__ = ["View", "decide"]
 _NEAR = 3  # words between a cue and the link it applies to
 _OPS = frozenset({"=", "!=", "<", "<=", ">", ">=", "in", "not in", "between"})
 _GRAINS = frozenset({"day", "week", "month", "quarter", "year", "weekday"})
-_CHARTS = frozenset({"bar", "line", "area", "pie", "scatter", "table"})
+_CHARTS = frozenset({"bar", "line", "area", "pie", "scatter", "table", "histogram"})
 _AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "none"})
 _OPEN_BOUNDS = {
     "or more": ">=",
@@ -544,11 +544,45 @@ def decide(reading: Reading, lexicon: Lexicon, max_points: int = 50) -> View | N
     in_order = [lk for lk in in_order if lk in links]
     main = [lk for lk in links if not (order and order.head <= lk.i < order.span[1])]
     roles = _figure_roles(reading, _roles(reading, main), lexicon)
+    binned = _histogram(reading, roles, links, lexicon)
+    if binned is not None:
+        return binned
     for base in _bases(schema, roles):
         view = _build(reading, lexicon, links, roles, base, in_order, max_points)
         if view is not None:
             return view
     return None
+
+
+_SPREAD_WORDS = frozenset({"distribution", "distributed", "histogram", "spread"})
+
+
+def _histogram(reading: Reading, roles: _Roles, links: list[Link], lexicon: Lexicon) -> View | None:
+    """ "distribution of tips", "histogram of horsepower": one measure, nothing to group by, no
+    aggregate: counts of its values in bins (drawn by the dashboard's histogram, which picks the
+    bins from the data's range). With a grouping ("a histogram of players per hand") it is a bar
+    chart of counts and not binned."""
+    if not {w.text for w in reading.words} & _SPREAD_WORDS:
+        return None
+    schema = lexicon.schema
+    resolved = [replace(m, target=m.link.best) for m in roles.mentions if m.link.best.kind == "column"]
+    flags = [(m, _yes_value(reading, schema, m)) for m in resolved]
+    columns = [m for m, flag in flags if flag is None]
+    if len(columns) != 1 or any(m.grouped or m.aggregate for m in roles.mentions) or roles.rows_counted:
+        return None
+    info = _column(schema, columns[0].link.best)
+    if info is None or info.kind != "measure":
+        return None
+    col = Col(info.table, info.name)
+    filters, _ = _filters(reading, links, schema, info.table, set())
+    filters += [Cond(m.col, "=", flag) for m, flag in flags if flag is not None and m.col is not None]
+    if (info.table, info.name) in lexicon.small_integers:
+        # "histogram of party size": a few whole values, each its own bar
+        view = View(reading.chart or "bar", info.table, col, None, "count", filters=filters)
+    else:
+        view = View("histogram", info.table, col, None, "count", filters=filters)
+    view.grounded = True
+    return view
 
 
 def _build(
