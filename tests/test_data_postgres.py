@@ -121,6 +121,7 @@ async def test_an_llm_plan_runs_its_sql_on_postgres(pg_source: DataSource, fake_
         provider="bedrock",
         bedrock_endpoint_url=fake_bedrock.url,
         database_url=URL,
+        allow_writable_role=True,  # the CI server's trust-auth superuser (tests/test_data_wall.py)
         llm_stream=False,
         offline_last_resort=False,
         _env_file=None,

@@ -29,6 +29,9 @@ PLANNER_KEYWORDS: tuple[str, ...] = (
 )
 
 
+_SIZE = r"^[0-9]+(kB|MB|GB|TB)$"  # a size both PostgreSQL and DuckDB read
+
+
 def default_data_dir() -> Path:
     """Where the bundled sample database and the default state live, per user."""
     return Path(user_data_dir("streamforge", appauthor=False))
@@ -110,6 +113,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     sql_row_limit: int = Field(1000, ge=1, le=1_000_000)
     sql_timeout: float = Field(10.0, gt=0.0)
+    # Engine bounds of one statement (docs/security.md). Sizes as <n>kB|MB|GB|TB, read by both engines.
+    sql_max_result_bytes: int = Field(8_000_000, ge=10_000)  # rows fetched; SQLite's longest value
+    sql_memory_limit: str = Field("512MB", pattern=_SIZE)  # DuckDB memory_limit
+    sql_threads: int = Field(2, ge=1, le=256)  # DuckDB threads
+    sql_temp_limit: str = Field("1GB", pattern=_SIZE)  # DuckDB max_temp_directory_size, PG temp_file_limit
+    sql_work_mem: str = Field("16MB", pattern=_SIZE)  # PostgreSQL work_mem
+    sql_concurrency: int = Field(4, ge=1, le=256)  # statements of one source running at once
+    # Start even though the PostgreSQL role can write (a superuser, INSERT on a table, CREATE, ...).
+    allow_writable_role: bool = False
 
     @field_validator("provider")
     @classmethod

@@ -4,21 +4,28 @@ Accepted locations (``STREAMFORGE_DATABASE_URL``):
 
 - any SQLAlchemy URL: ``sqlite:///shop.db``, ``postgresql+psycopg://user@host/db``, ...;
 - ``duckdb:///file.duckdb`` (opened with DuckDB's own driver, read-only);
-- a folder of ``.csv`` / ``.parquet`` files: each file becomes a table in an in-memory DuckDB;
+- a folder of ``.csv`` / ``.parquet`` files: each file becomes a table of a DuckDB file built in a
+  private temporary folder (removed on close) and opened read-only;
 - nothing: the bundled sample database, built on first use under ``settings.data_dir``.
 
-Read-only is enforced by the connection, not only by the guard: SQLite is opened with ``mode=ro``,
-DuckDB files with ``read_only=True``, PostgreSQL sessions with ``default_transaction_read_only``.
-CSV/Parquet folders are copied into memory, so even a write that got through could not touch the files,
-and DuckDB's external access is switched off once they are loaded. Every statement also goes through
-:func:`~streamforge.data.sqlguard.guard_sql` first: one path, one set of rules.
+Read-only is enforced by the connection, not only by the guard (:mod:`streamforge.data.wall` says what
+each engine refuses): SQLite is opened ``mode=ro`` with an authorizer that allows only reads of the
+schema's tables and the guard's functions, DuckDB ``read_only`` with external access off and its
+configuration locked, PostgreSQL sessions with ``default_transaction_read_only`` and one query per
+server-side cursor, and a role that can write is refused at start unless allowed. Every statement also
+goes through :func:`~streamforge.data.sqlguard.guard_sql` first: one path, one set of rules.
+
+Bounds (:class:`Bounds`, ``STREAMFORGE_SQL_*``): every statement has a deadline (SQLite's progress
+handler, DuckDB ``interrupt()`` and PostgreSQL's cancel request from a timer, plus PostgreSQL's
+``statement_timeout``); rows are fetched a batch at a time against a byte budget; SQLite caps the
+length of a value (``SQLITE_LIMIT_LENGTH``), DuckDB its memory, threads and spill files, PostgreSQL
+``work_mem`` and ``temp_file_limit``.
 
 DuckDB is used through its own driver rather than duckdb-engine because a connection must be shared
 across worker threads (one cursor per query) and SQLAlchemy's pool would open a new, empty in-memory
 database per connection.
 
-Queries run in a worker thread (:meth:`DataSource.run`), never on the event loop. Timeouts: SQLite uses
-a progress handler, PostgreSQL ``statement_timeout``, DuckDB ``interrupt()`` from a timer.
+Queries run in a worker thread (:meth:`DataSource.run`), never on the event loop.
 
 Cancellation: a thread cannot be killed, so cancelling the task that awaits :meth:`DataSource.run`
 (a client that went away) would leave its statement running to the timeout, holding a worker thread
@@ -31,10 +38,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
+import logging
+import shutil
+import sqlite3
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as dtime
@@ -45,16 +59,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 import duckdb
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import NullPool
 from sqlglot import exp
 
 from streamforge.data.sample import ensure_sample_db
 from streamforge.data.schema import RawColumn, RawTable, Schema, introspect
 from streamforge.data.sqlguard import guard_sql
+from streamforge.data.wall import WritableRoleError, pg_write_capabilities, sqlite_authorizer
 
 if TYPE_CHECKING:
     from streamforge.config import Settings
 
-__all__ = ["DataSource", "QueryError", "QueryResult"]
+__all__ = ["Bounds", "DataSource", "QueryError", "QueryResult", "WritableRoleError"]
+
+log = logging.getLogger(__name__)
 
 _FILE_SUFFIXES = {".csv": "read_csv_auto", ".tsv": "read_csv_auto", ".parquet": "read_parquet"}
 
@@ -67,6 +85,76 @@ class QueryError(RuntimeError):
 class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What one statement may cost, enforced by the engine (``STREAMFORGE_SQL_*``, see config).
+
+    ``max_result_bytes`` bounds the rows fetched (about: text and bytes by length, other values 16
+    bytes) and, in SQLite, the longest string, blob or row (``SQLITE_LIMIT_LENGTH``). ``memory_limit``,
+    ``threads`` and ``temp_limit`` are DuckDB's ``memory_limit``, ``threads`` and
+    ``max_temp_directory_size``; ``work_mem`` and ``temp_limit`` are PostgreSQL's ``work_mem`` and
+    ``temp_file_limit``. Sizes are written ``<n>kB|MB|GB|TB``, which both engines read.
+    """
+
+    max_result_bytes: int = 8_000_000
+    memory_limit: str = "512MB"
+    threads: int = 2
+    temp_limit: str = "1GB"
+    work_mem: str = "16MB"
+
+
+_BATCH = 64  # rows fetched at a time, so a result is measured before it is all in memory
+
+
+def _value_bytes(value: Any) -> int:
+    if isinstance(value, str | bytes | bytearray):
+        return len(value) + 16
+    if isinstance(value, memoryview):
+        return value.nbytes + 16
+    return 16
+
+
+def _fetch(
+    fetchmany: Callable[[int], Sequence[Any]], max_rows: int, max_bytes: int, deadline: _Deadline
+) -> list[tuple[Any, ...]]:
+    """At most ``max_rows`` rows, a batch at a time; :class:`QueryError` past ``max_bytes`` or the
+    deadline, before the rest of the answer is fetched."""
+    rows: list[tuple[Any, ...]] = []
+    size = 0
+    while len(rows) < max_rows:
+        batch = fetchmany(min(_BATCH, max_rows - len(rows)))
+        if not batch:
+            break
+        for row in batch:
+            size += sum(_value_bytes(v) for v in row)
+            if size > max_bytes:
+                raise QueryError(
+                    f"the answer is larger than {max_bytes:,} bytes; ask for fewer rows or shorter values"
+                )
+            rows.append(tuple(row))
+        deadline.check()
+    return rows
+
+
+class _Deadline:
+    """The end of one statement's time: ``check`` raises once it has passed."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.at = time.monotonic() + timeout
+
+    @property
+    def passed(self) -> bool:
+        return time.monotonic() > self.at
+
+    def error(self) -> QueryError:
+        return QueryError(f"the statement ran past the time limit of {self.timeout:g} s")
+
+    def check(self) -> None:
+        if self.passed:
+            raise self.error()
 
 
 def _plain(value: Any) -> Any:
@@ -140,6 +228,7 @@ def _keep_stopping(stop: Callable[[], None], finished: threading.Event) -> None:
 
 class _Backend(Protocol):
     dialect: str
+    bounds: Bounds
 
     def execute(
         self, sql: str, max_rows: int, timeout: float, cancel: _Cancel | None = None
@@ -153,10 +242,13 @@ class _Backend(Protocol):
 class _SQLAlchemyBackend:
     """SQLite, PostgreSQL and any other SQLAlchemy dialect."""
 
-    def __init__(self, url: URL, timeout: float) -> None:
+    def __init__(self, url: URL, timeout: float, bounds: Bounds | None = None) -> None:
+        self.bounds = bounds or Bounds()
         backend = url.get_backend_name()
         connect_args: dict[str, Any] = {}
         self._sqlite = backend == "sqlite"
+        self._postgres = backend == "postgresql"
+        self._readable: frozenset[str] = frozenset()  # SQLite: what the authorizer lets a statement read
         if self._sqlite:
             database = url.database
             if database and database != ":memory:" and not database.startswith("file:"):
@@ -165,8 +257,11 @@ class _SQLAlchemyBackend:
                     raise FileNotFoundError(f"no SQLite database at {path}")
                 url = url.set(database=f"file:{path}?mode=ro", query={**url.query, "uri": "true"})
             connect_args["check_same_thread"] = False
-        elif backend == "postgresql":
-            options = f"-c default_transaction_read_only=on -c statement_timeout={int(timeout * 1000)}"
+        elif self._postgres:
+            options = (
+                f"-c default_transaction_read_only=on -c statement_timeout={int(timeout * 1000)} "
+                f"-c work_mem={self.bounds.work_mem}"
+            )
             existing = url.query.get("options")
             if isinstance(existing, str):
                 options = f"{existing} {options}"
@@ -174,8 +269,71 @@ class _SQLAlchemyBackend:
             connect_args["options"] = options
         self.dialect = {"postgresql": "postgres"}.get(backend, backend)
         self.engine: Engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=False)
-        if backend not in ("sqlite", "postgresql"):
+        # Introspection reads the catalogue (sqlite_master, PRAGMA table_info), which the statements'
+        # connections refuse: it gets its own, short-lived connections.
+        self._inspect_engine: Engine = (
+            sa.create_engine(url, connect_args=connect_args, poolclass=NullPool)
+            if self._sqlite
+            else self.engine
+        )
+        if self._sqlite:
+            with self._inspect_engine.connect() as conn:
+                names = sa.inspect(conn).get_table_names() + sa.inspect(conn).get_view_names()
+            self._readable = frozenset(n.lower() for n in names if not n.lower().startswith("sqlite_"))
+            self._sqlite_wall()
+        elif self._postgres:
+            self._postgres_wall()
+        else:
             self._read_only_session()
+
+    def _sqlite_wall(self) -> None:
+        authorize = sqlite_authorizer(lambda: self._readable)
+        length = max(self.bounds.max_result_bytes, 1000)
+
+        @sa.event.listens_for(self.engine, "connect")
+        def _lock_down(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)  # no ATTACH, no VACUUM INTO
+            dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
+            dbapi_conn.set_authorizer(authorize)
+
+    def _postgres_wall(self) -> None:
+        temp_limit = self.bounds.temp_limit
+        warned: list[str] = []
+
+        @sa.event.listens_for(self.engine, "connect")
+        def _bound_temp_files(dbapi_conn: Any, _record: Any) -> None:
+            # temp_file_limit is for superusers (or a GRANT SET ON PARAMETER): a SELECT-only role gets
+            # it from ALTER ROLE ... SET temp_file_limit (docs/security.md); without either, say so once.
+            try:
+                dbapi_conn.execute(f"SET temp_file_limit = '{temp_limit}'")
+                dbapi_conn.commit()
+                return
+            except Exception as exc:
+                dbapi_conn.rollback()
+                reason = str(exc).splitlines()[0]
+            row = dbapi_conn.execute("SELECT current_setting('temp_file_limit')").fetchone()
+            dbapi_conn.rollback()
+            if row is not None and row[0] == "-1" and not warned:
+                warned.append(reason)
+                log.warning(
+                    "temp files of a statement are not bounded: cannot set temp_file_limit (%s); "
+                    "set it on the role (ALTER ROLE ... SET temp_file_limit, docs/security.md)",
+                    reason,
+                )
+
+    def write_capabilities(self) -> list[str]:
+        """What this connection's role can do beyond reading (PostgreSQL only; elsewhere empty)."""
+        if not self._postgres:
+            return []
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            cur = raw.cursor()
+            try:
+                return pg_write_capabilities(cur)
+            finally:
+                cur.close()
+                conn.rollback()
 
     def _read_only_session(self) -> None:
         # Best effort for other dialects; the guard still refuses anything but SELECT.
@@ -190,19 +348,33 @@ class _SQLAlchemyBackend:
 
     def execute(self, sql: str, max_rows: int, timeout: float, cancel: _Cancel | None = None) -> QueryResult:
         cancel = cancel or _Cancel()
+        deadline = _Deadline(timeout)
         with self.engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             if self._sqlite and raw is not None:
-                deadline = time.monotonic() + timeout
-                raw.set_progress_handler(lambda: int(cancel.requested or time.monotonic() > deadline), 10_000)
+                raw.set_progress_handler(lambda: int(cancel.requested or deadline.passed), 10_000)
+            stop = self._stopper(raw)
+            # The deadline stops the statement in the database, also between two fetches of a cursor.
+            timer = threading.Timer(timeout, stop) if stop is not None else None
+            if self._postgres:
+                # One query as a server-side cursor: DECLARE takes exactly one SELECT, and the rows come
+                # a batch at a time, so the byte budget is checked before the answer is all in memory.
+                conn = conn.execution_options(stream_results=True, max_row_buffer=_BATCH)
             try:
-                with cancel.stopping_with(self._stopper(raw)):
+                with cancel.stopping_with(stop):
+                    if timer is not None:
+                        timer.start()
                     result = conn.exec_driver_sql(sql)
                     columns = list(result.keys())
-                    rows = [tuple(r) for r in result.fetchmany(max_rows)]
+                    rows = _fetch(result.fetchmany, max_rows, self.bounds.max_result_bytes, deadline)
+                    result.close()
             except sa.exc.DBAPIError as exc:
+                if deadline.passed and not cancel.requested:
+                    raise deadline.error() from exc
                 raise QueryError(str(exc.orig).splitlines()[0] if exc.orig else str(exc)) from exc
             finally:
+                if timer is not None:
+                    timer.cancel()
                 if self._sqlite and raw is not None:
                     raw.set_progress_handler(None, 0)
                 conn.rollback()
@@ -211,12 +383,12 @@ class _SQLAlchemyBackend:
     def _stopper(self, raw: Any) -> Callable[[], None] | None:
         """What stops this connection's statement from another thread (None: nothing can)."""
         if self._sqlite or raw is None:
-            return None  # SQLite: the progress handler reads the flag itself
+            return None  # SQLite: the progress handler reads the flag and the deadline itself
         stop: Callable[[], None] | None = getattr(raw, "cancel_safe", None) or getattr(raw, "cancel", None)
         return stop  # psycopg 3's cancel request; other drivers: None
 
     def describe(self) -> list[RawTable]:
-        inspector = sa.inspect(self.engine)
+        inspector = sa.inspect(self._inspect_engine)
         tables = []
         for name in sorted(inspector.get_table_names()) + sorted(inspector.get_view_names()):
             if name.startswith("sqlite_"):
@@ -232,39 +404,74 @@ class _SQLAlchemyBackend:
                 for col, ref in zip(fk["constrained_columns"], fk["referred_columns"], strict=False)
             )
             tables.append(RawTable(name, cols, pk, fks))
+        if self._sqlite:
+            self._readable = frozenset(t.name.lower() for t in tables)
         return tables
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._inspect_engine is not self.engine:
+            self._inspect_engine.dispose()
 
 
 class _DuckDBBackend:
-    """A DuckDB database file (read-only) or an in-memory copy of a folder of CSV/Parquet files."""
+    """A DuckDB database file, or a copy of a folder of CSV/Parquet files; both opened read-only.
+
+    The connection is the wall: ``read_only`` (no statement writes the database), the engine bounds
+    (``memory_limit``, ``threads``, ``max_temp_directory_size``, spilling to a private temporary
+    folder), then ``enable_external_access = false`` (no file, no URL, no ATTACH, no COPY, no
+    extension) and ``lock_configuration = true`` (no ``SET`` or ``RESET`` can undo any of it). A folder
+    is loaded into a DuckDB file in that temporary folder and reopened read-only, so a statement
+    cannot change its rows either; the folder is removed on :meth:`close`.
+    """
 
     dialect = "duckdb"
 
-    def __init__(self, path: Path | None = None, folder: Path | None = None) -> None:
-        if folder is not None:
-            self._conn = duckdb.connect(":memory:")
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _FILE_SUFFIXES)
-            if not files:
-                raise FileNotFoundError(f"no .csv or .parquet files in {folder}")
-            for file in files:
-                reader = _FILE_SUFFIXES[file.suffix.lower()]
-                name = exp.to_identifier(file.stem).sql("duckdb")
-                path_literal = exp.Literal.string(str(file)).sql("duckdb")
-                self._conn.execute(f"CREATE TABLE {name} AS SELECT * FROM {reader}({path_literal})")
-            self._conn.execute("SET enable_external_access = false")
-        else:
+    def __init__(
+        self, path: Path | None = None, folder: Path | None = None, bounds: Bounds | None = None
+    ) -> None:
+        self.bounds = bounds or Bounds()
+        self._work = Path(tempfile.mkdtemp(prefix="streamforge-duckdb-"))
+        # removed on close, or when the backend is collected or the process exits without a close
+        self._remove_work = weakref.finalize(self, shutil.rmtree, self._work, ignore_errors=True)
+        try:
+            if folder is not None:
+                files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _FILE_SUFFIXES)
+                if not files:
+                    raise FileNotFoundError(f"no .csv or .parquet files in {folder}")
+                path = self._work / "streamforge_folder.duckdb"
+                loader = duckdb.connect(str(path))
+                try:
+                    for file in files:
+                        reader = _FILE_SUFFIXES[file.suffix.lower()]
+                        name = exp.to_identifier(file.stem).sql("duckdb")
+                        path_literal = exp.Literal.string(str(file)).sql("duckdb")
+                        loader.execute(f"CREATE TABLE {name} AS SELECT * FROM {reader}({path_literal})")
+                finally:
+                    loader.close()
             assert path is not None
             if not path.exists():
                 raise FileNotFoundError(f"no DuckDB database at {path}")
-            self._conn = duckdb.connect(str(path), read_only=True)
+            temp = self._work / "spill"
+            temp.mkdir()
+            config: dict[str, str | bool | int | float | list[str]] = {
+                "memory_limit": self.bounds.memory_limit,
+                "threads": self.bounds.threads,
+                "max_temp_directory_size": self.bounds.temp_limit,
+                "temp_directory": str(temp),
+            }
+            self._conn = duckdb.connect(str(path), read_only=True, config=config)
+            # In this order: the temporary folder cannot be set once external access is off.
             self._conn.execute("SET enable_external_access = false")
+            self._conn.execute("SET lock_configuration = true")
+        except BaseException:
+            self._remove_work()
+            raise
         self._lock = threading.Lock()
 
     def execute(self, sql: str, max_rows: int, timeout: float, cancel: _Cancel | None = None) -> QueryResult:
         cancel = cancel or _Cancel()
+        deadline = _Deadline(timeout)
         with self._lock:  # cursor() on a shared connection is not itself thread-safe
             cur = self._conn.cursor()
         timer = threading.Timer(timeout, cur.interrupt)
@@ -273,8 +480,10 @@ class _DuckDBBackend:
             with cancel.stopping_with(cur.interrupt):
                 cur.execute(sql)
                 columns = [d[0] for d in cur.description or ()]
-                rows = [tuple(r) for r in cur.fetchmany(max_rows)]
+                rows = _fetch(cur.fetchmany, max_rows, self.bounds.max_result_bytes, deadline)
         except duckdb.Error as exc:
+            if deadline.passed and not cancel.requested:
+                raise deadline.error() from exc
             raise QueryError(str(exc).splitlines()[0]) from exc
         finally:
             timer.cancel()
@@ -315,25 +524,85 @@ class _DuckDBBackend:
 
     def close(self) -> None:
         self._conn.close()
+        self._remove_work()
 
 
 class DataSource:
     """A database opened read-only, its introspected schema, and the one way to run SQL on it."""
 
-    def __init__(self, location: str | Path, *, row_limit: int = 1000, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        location: str | Path,
+        *,
+        row_limit: int = 1000,
+        timeout: float = 10.0,
+        bounds: Bounds | None = None,
+        allow_writable_role: bool = True,
+        concurrency: int = 4,
+    ) -> None:
+        """Open ``location`` (see the module docstring).
+
+        ``allow_writable_role``: with a PostgreSQL role that can do more than read (a superuser, a
+        role with INSERT on a table, ...) a warning is logged, and with ``False`` the source refuses to
+        open (:class:`WritableRoleError`). :meth:`from_settings`, the service's way in, passes
+        ``STREAMFORGE_ALLOW_WRITABLE_ROLE`` (false by default); a caller building a source by hand
+        owns its connection and gets the warning only.
+
+        ``concurrency``: at most this many statements of :meth:`run` at once, in the source's own
+        threads (so slow statements neither starve the default thread pool nor each other without
+        bound); a statement that waited longer than ``timeout`` for a slot is refused.
+        """
         self.row_limit = row_limit
         self.timeout = timeout
-        self._backend = _open(location, timeout)
+        self.bounds = bounds or Bounds()
+        self.concurrency = concurrency
+        self._backend = _open(location, timeout, self.bounds)
+        try:
+            self._check_role(allow_writable_role)
+        except BaseException:
+            self._backend.close()
+            raise
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="streamforge-sql")
         self.dialect: str = self._backend.dialect
         self.identity = _identity(location)
         self._schema: Schema | None = None
         self._schema_lock = threading.Lock()
 
+    def _check_role(self, allow: bool) -> None:
+        capabilities: list[str] = getattr(self._backend, "write_capabilities", list)()
+        if not capabilities:
+            return
+        what = "; ".join(capabilities)
+        if not allow:
+            raise WritableRoleError(
+                f"the database role can do more than read ({what}); connect as a SELECT-only role "
+                "(see docs/security.md) or set STREAMFORGE_ALLOW_WRITABLE_ROLE=true to run anyway"
+            )
+        log.warning(
+            "the database role can do more than read (%s): only the SQL guard and read-only "
+            "transactions stand between a model's SQL and a write; use a SELECT-only role",
+            what,
+        )
+
     @classmethod
     def from_settings(cls, settings: Settings) -> DataSource:
         """``settings.database_url``, or the sample database under ``settings.data_dir`` when unset."""
         location: str | Path = settings.database_url or ensure_sample_db(settings.data_dir)
-        return cls(location, row_limit=settings.sql_row_limit, timeout=settings.sql_timeout)
+        bounds = Bounds(
+            max_result_bytes=settings.sql_max_result_bytes,
+            memory_limit=settings.sql_memory_limit,
+            threads=settings.sql_threads,
+            temp_limit=settings.sql_temp_limit,
+            work_mem=settings.sql_work_mem,
+        )
+        return cls(
+            location,
+            row_limit=settings.sql_row_limit,
+            timeout=settings.sql_timeout,
+            bounds=bounds,
+            allow_writable_role=settings.allow_writable_role,
+            concurrency=settings.sql_concurrency,
+        )
 
     @property
     def schema(self) -> Schema:
@@ -386,13 +655,26 @@ class DataSource:
         Cancelling the awaiting task stops the statement in the database too (see the module docstring).
         """
         cancel = _Cancel()
+        queued = time.monotonic()
+
+        def work() -> QueryResult:
+            waited = time.monotonic() - queued
+            if waited > self.timeout:  # a slot came too late: the caller's time is gone
+                raise QueryError(
+                    f"the database is busy ({self.concurrency} statements running); waited {waited:.1f} s"
+                )
+            return self.run_sync(sql, cancel=cancel)
+
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.to_thread(self.run_sync, sql, cancel=cancel)
+            return await loop.run_in_executor(self._pool, context.run, work)
         except asyncio.CancelledError:
-            cancel.cancel()
+            cancel.cancel()  # a statement still queued is dropped by the pool; a running one stopped
             raise
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._backend.close()
 
 
@@ -407,19 +689,19 @@ def _identity(location: str | Path) -> str:
     return "db:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _open(location: str | Path, timeout: float) -> _Backend:
+def _open(location: str | Path, timeout: float, bounds: Bounds) -> _Backend:
     text = str(location)
     if "://" not in text:
         path = Path(text).expanduser()
         if path.is_dir():
-            return _DuckDBBackend(folder=path)
+            return _DuckDBBackend(folder=path, bounds=bounds)
         if path.suffix.lower() in (".duckdb", ".ddb"):
-            return _DuckDBBackend(path=path)
-        return _SQLAlchemyBackend(make_url(f"sqlite:///{path}"), timeout)
+            return _DuckDBBackend(path=path, bounds=bounds)
+        return _SQLAlchemyBackend(make_url(f"sqlite:///{path}"), timeout, bounds)
     url = make_url(text)
     if url.get_backend_name() == "duckdb":
         database = url.database or ""
         if database in ("", ":memory:"):
             raise ValueError("an in-memory DuckDB has no tables to read; give a file or a folder")
-        return _DuckDBBackend(path=Path(database).expanduser())
-    return _SQLAlchemyBackend(url, timeout)
+        return _DuckDBBackend(path=Path(database).expanduser(), bounds=bounds)
+    return _SQLAlchemyBackend(url, timeout, bounds)

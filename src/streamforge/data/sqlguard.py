@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 
-__all__ = ["MAX_SQL_CHARS", "SQLRejected", "guard_sql"]
+__all__ = ["MAX_SQL_CHARS", "SQLRejected", "allowed_function_names", "guard_sql"]
 
 MAX_SQL_CHARS = 20_000
 """The longest statement the guard parses; a dashboard query is a few hundred characters."""
@@ -232,6 +233,32 @@ def _check_cast(node: exp.Expr, dialect: str | None) -> None:
         return
     target = to.sql(dialect=dialect) if isinstance(to, exp.Expr) else str(to)
     raise SQLRejected(f"a cast to {target} is not allowed (only numbers, text, booleans, dates, times)")
+
+
+@cache
+def allowed_function_names(dialect: str) -> frozenset[str]:
+    """The lower-case names under which the engine of ``dialect`` runs the functions allowed here.
+
+    For the connection's own check (SQLite's authorizer, see :mod:`streamforge.data.wall`): the
+    allow-list above, as the engine sees it. What runs is the guard's re-rendering, so each allowed
+    class is rendered for the dialect (``StrPosition`` becomes ``instr`` in SQLite, ``Greatest``
+    ``max``) with its required arguments and with all of them, and every function name in the text
+    is taken, together with sqlglot's own names of the class and the dialect's ``_ANONYMOUS`` names.
+    """
+    names: set[str] = set(_ANONYMOUS.get(dialect, frozenset()))
+    for kind in _FUNCTIONS:
+        sql_names = getattr(kind, "sql_names", None)
+        if callable(sql_names):
+            names.update(str(n).lower() for n in sql_names())
+        required = [k for k, needed in kind.arg_types.items() if needed]
+        for keys in (required, list(kind.arg_types)):
+            args = {k: [exp.column("x")] if k == "expressions" else exp.column("x") for k in keys}
+            try:
+                text = kind(**args).sql(dialect=dialect, unsupported_level=ErrorLevel.IGNORE)
+            except Exception:  # a combination of arguments the dialect cannot render
+                continue
+            names.update(m.lower() for m in re.findall(r"([A-Za-z_]\w*)\s*\(", text))
+    return frozenset(names)
 
 
 def _check_nodes(tree: exp.Expr, dialect: str | None) -> None:
