@@ -149,6 +149,9 @@ async def test_adversarial_sql_leaves_the_database_byte_identical(
     assert fake_bedrock.calls == 2  # the plan, then exactly one repair
     repair_prompt = json.dumps(fake_bedrock.requests[1].body["messages"][-1]["content"])
     assert "could not be used" in repair_prompt
+    # the model learns that it was refused, not which rule refused it or what else exists
+    assert "SQLRejected" not in repair_prompt and "known tables" not in repair_prompt
+    assert "not allowed" not in repair_prompt and "system table" not in repair_prompt
     assert result.fallback  # nothing usable survived, so the person is told
     assert "DROP TABLE orders" not in json.dumps(result.components[0]["data"].get("source"))
 

@@ -20,6 +20,7 @@ from sqlglot import exp
 from streamforge.components import Limits
 from streamforge.data.schema import Schema
 from streamforge.data.source import DataSource, QueryResult
+from streamforge.data.sqlguard import SQLRejected
 from streamforge.planner.base import RawComponent
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,17 @@ _AGGREGATES: dict[type[exp.Expression], str] = {
 
 
 class GroundingError(ValueError):
-    """The component's SQL was rejected by the guard or failed to run; the reason goes to the model."""
+    """The component's SQL was rejected by the guard or failed to run.
+
+    ``str(error)`` is the full reason, for our logs. ``for_model`` is what the repair prompt may say:
+    a model is untrusted, so it learns that a statement was refused or failed, never the guard's exact
+    rule, a table it was not shown, or the engine's error text (issue 13: the repair prompt taught the
+    model how to get past the guard).
+    """
+
+    def __init__(self, message: str, for_model: str | None = None) -> None:
+        super().__init__(message)
+        self.for_model = for_model or message
 
 
 def describe_schema(schema: Schema, max_values: int = 6) -> str:
@@ -112,8 +123,16 @@ class SQLGrounder:
             # Parsing is CPU-bound and the statement is the model's: never on the event loop.
             safe = await asyncio.to_thread(self.source.guard, data["sql"])
             result = await self.source.run(safe)
-        except Exception as exc:  # SQLRejected, QueryError, a driver error: all go back to the model
-            raise GroundingError(f"{type(exc).__name__}: {exc}") from exc
+        except SQLRejected as exc:
+            raise GroundingError(
+                f"SQLRejected: {exc}",
+                "refused: only one read-only SELECT over the tables and columns of the schema shown, "
+                "with plain aggregate, date, string and math functions",
+            ) from exc
+        except Exception as exc:  # QueryError, a driver error
+            raise GroundingError(
+                f"{type(exc).__name__}: {exc}", "the statement failed when it was run"
+            ) from exc
         if not result.rows:
             raise GroundingError("the query returned no rows")
         prov = await asyncio.to_thread(provenance, safe, self.source.dialect)

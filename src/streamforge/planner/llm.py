@@ -185,7 +185,7 @@ class LLMPlanner:
                 yield await self._grounder.ground(component)
             except GroundingError as exc:
                 log.warning("%s: component SQL failed (%s); will ask for a repair", self.name, exc)
-                failed.append((component, str(exc)))
+                failed.append((component, exc.for_model))
         if not failed:
             return
         for component in await self._repair(request, failed):
