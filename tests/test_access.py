@@ -15,7 +15,7 @@ from streamforge.config import Settings
 async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
-    http = httpx.AsyncClient(transport=transport, base_url="http://t")
+    http = httpx.AsyncClient(transport=transport, base_url="http://localhost")
     async with app.router.lifespan_context(app), http:
         yield http
 
@@ -31,6 +31,12 @@ async def keyed(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     )  # type: ignore[call-arg]
     async for client in client_for(settings):
         yield client
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings, answering the Host the shared client sends ('testserver' or 'localhost')."""
+    return settings.model_copy(update={"allowed_hosts": "testserver,localhost"})
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -8,6 +8,13 @@ import httpx
 import pytest
 
 from streamforge import protocol
+from streamforge.config import Settings
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings, answering the Host the shared client sends ('testserver' or 'localhost')."""
+    return settings.model_copy(update={"allowed_hosts": "testserver,localhost"})
 
 
 async def chat(

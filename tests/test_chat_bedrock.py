@@ -60,7 +60,7 @@ async def test_chat_streams_a_bedrock_plan_in_every_format(fake_bedrock: FakeBed
     app = create_app(app_settings(fake_bedrock, data_dir))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client,
     ):
         response = await client.post(
             "/chat", json={"message": "analyze revenue"}, headers={"Accept": "text/event-stream"}
@@ -90,7 +90,7 @@ async def test_chat_falls_back_to_offline_when_bedrock_is_down(
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client,
     ):
         frames = protocol.decode_ndjson(
             (

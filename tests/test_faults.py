@@ -332,7 +332,7 @@ async def test_chat_under_a_fault_ends_with_an_end_frame(
     app = create_app(llm_settings(settings, name, fake, stream=True, offline_last_resort=True))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             started = time.monotonic()
             response = await http.post(
                 "/chat", json={"message": "revenue by region"}, headers={"accept": protocol.MEDIA_TYPES[fmt]}

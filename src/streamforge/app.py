@@ -16,11 +16,12 @@ from fastapi.staticfiles import StaticFiles
 
 from streamforge.api import chat, meta
 from streamforge.api.access import AccessControl, require_access
+from streamforge.api.edges import HostCheckMiddleware, allowed_hosts
 from streamforge.api.errors import install_error_handlers
 from streamforge.api.observability import Metrics, ObservabilityMiddleware
 from streamforge.config import VERSION, Settings
 from streamforge.planner.factory import build_planner_service
-from streamforge.sessions import build_session_store
+from streamforge.sessions import SqlSessionStore, StoreUnavailable, build_session_store
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -40,8 +41,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.data_dir,
                 ttl=settings.session_ttl,
                 max_sessions=settings.max_memory_sessions,
+                timeout=settings.state_timeout,
+                breaker_threshold=settings.dependency_breaker_threshold,
+                breaker_cooldown=settings.dependency_breaker_cooldown,
             )
         )
+        if isinstance(app.state.sessions, SqlSessionStore):
+            try:  # bounded: a store that is down or hung at start-up delays it by state_timeout at most
+                await app.state.sessions.start()
+            except StoreUnavailable as exc:
+                log.warning("conversation store unavailable at start-up (%s); /readyz reports it", exc)
         log.info("streamforge %s ready: planner chain %s", VERSION, app.state.planner.chain_name)
         try:
             yield
@@ -72,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
             expose_headers=["X-Session-Id", "X-Request-Id"],
         )
+    app.add_middleware(HostCheckMiddleware, allowed=allowed_hosts(settings))
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

@@ -68,6 +68,17 @@ def serve(
 
     settings = _settings(provider=provider, database=database, model=model, host=host, port=port)
     configure_logging(settings.log_level, settings.json_logs)
+    from streamforge.api.edges import BoundedH11Protocol
+
+    # The HTTP edges: h11 with a deadline for each request head (slowloris), a bound on its size, and
+    # no proxy headers at this level: the app believes X-Forwarded-For from STREAMFORGE_TRUSTED_PROXIES
+    # only (uvicorn's default would believe any client on 127.0.0.1).
+    edges: dict[str, Any] = {
+        "http": BoundedH11Protocol,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        "proxy_headers": False,
+    }
     if workers == 1:
         uvicorn.run(
             create_app(settings),
@@ -75,6 +86,7 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             log_config=None,
+            **edges,
         )
         return
     # Each worker builds its own app from the environment, so the flags travel as variables.
@@ -91,6 +103,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         log_config=None,
+        **edges,
     )
 
 

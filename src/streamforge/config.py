@@ -123,6 +123,26 @@ class Settings(BaseSettings):
     # Start even though the PostgreSQL role can write (a superuser, INSERT on a table, CREATE, ...).
     allow_writable_role: bool = False
 
+    # Dependencies (Redis, the conversation store): each call is bounded by a timeout, and a circuit
+    # breaker stops calling one that keeps failing (rate limits and the plan cache fall back to this
+    # process meanwhile; the store answers 503, and a turn it could not save says so in its end frame).
+    redis_timeout: float = Field(1.0, gt=0.0)
+    state_timeout: float = Field(3.0, gt=0.0)
+    state_save_attempts: int = Field(3, ge=1, le=10)
+    dependency_breaker_threshold: int = Field(3, ge=1)
+    dependency_breaker_cooldown: float = Field(5.0, ge=0.0)
+
+    # HTTP edges: allowed Host names (comma-separated; unset: localhost, 127.0.0.1, [::1] and ``host``;
+    # "*" allows any), addresses whose X-Forwarded-For is believed (comma-separated IPs or CIDRs; unset:
+    # none), failed API-key attempts per client address, the largest request head, the time a body may
+    # take to arrive, and the time (s) an idle connection, or one whose request head is incomplete, lives.
+    allowed_hosts: str | None = None
+    trusted_proxies: str | None = None
+    auth_failure_limit: str | None = "10/minute"
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
+    body_timeout: float = Field(10.0, gt=0.0)
+    keep_alive_timeout: int = Field(5, ge=1)
+
     @field_validator("provider")
     @classmethod
     def _lower(cls, value: str) -> str:

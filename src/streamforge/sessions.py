@@ -8,19 +8,30 @@ be routed back to the planner and re-planned from what is on screen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import sqlalchemy as sa
 from cachetools import TTLCache
+from sqlalchemy.pool import NullPool
 
+from streamforge.planner.breaker import CircuitBreaker
+
+T = TypeVar("T")
 Route = Literal["planner", "pattern"]
 _ID = re.compile(r"^[A-Za-z0-9_-]{32}$")
+
+
+class StoreUnavailable(Exception):
+    """The conversation store did not answer in time, failed, or its circuit breaker is open."""
 
 
 def new_session_id() -> str:
@@ -95,6 +106,10 @@ class SessionStore(Protocol):
 
     async def aclose(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Raise when the store cannot be reached now (for ``/readyz``)."""
+        ...
+
 
 class MemorySessionStore:
     """Sessions in this process, for tests and single-process runs without persistence.
@@ -135,6 +150,9 @@ class MemorySessionStore:
     async def aclose(self) -> None:
         self._sessions.clear()
 
+    async def ping(self) -> None:
+        return None
+
     def __len__(self) -> int:
         return len(self._sessions)
 
@@ -164,18 +182,93 @@ class SqlSessionStore:
     A session is one row holding its JSON, written whole after each turn: a conversation is small and
     read whole, so a normalised schema would cost joins for nothing. The synchronous SQLAlchemy engine
     runs in a worker thread, keeping the event loop free without a second (async) driver stack.
+
+    A store that dies must not take the service with it: every call is bounded by ``timeout`` (the
+    connection attempt by the driver's own connect timeout, the whole call by ``asyncio.wait_for``),
+    and after ``breaker_threshold`` failures in a row the store is not called for ``breaker_cooldown``
+    seconds. Either way the call raises :class:`StoreUnavailable`, which the API answers with 503
+    (or, for a turn already streamed, ``"saved": false`` in its end frame). Nothing is done at
+    construction: the table is created on the first call that reaches the database, so a store that
+    is down at start-up delays nothing.
     """
 
     _EXPIRE_EVERY = 500  # saves between two sweeps of idle sessions
 
-    def __init__(self, url: str, *, ttl: float = 30 * 24 * 3600) -> None:
-        self._engine = sa.create_engine(_engine_url(url), pool_pre_ping=True)
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl: float = 30 * 24 * 3600,
+        timeout: float = 3.0,
+        breaker_threshold: int = 3,
+        breaker_cooldown: float = 5.0,
+    ) -> None:
+        engine_url = _engine_url(url)
+        connect_args: dict[str, Any] = {}
+        options: dict[str, Any] = {}
+        if engine_url.startswith("postgresql"):
+            # libpq counts whole seconds (at least 2); the statement timeout bounds a slow query on
+            # the server, and wait_for below bounds everything else (a server that never answers).
+            connect_args["connect_timeout"] = max(2, math.ceil(timeout))
+            connect_args["options"] = f"-c statement_timeout={int(timeout * 1000)}"
+            options["pool_timeout"] = timeout
+        self._engine = sa.create_engine(engine_url, pool_pre_ping=True, connect_args=connect_args, **options)
+        # Probes (/readyz) open a fresh connection each time, bounded by the connect timeout, rather
+        # than borrow a pooled one that a server gone silent would hold for ever.
+        self._probe_engine = sa.create_engine(engine_url, poolclass=NullPool, connect_args=connect_args)
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
-        _METADATA.create_all(self._engine)
         self._ttl = ttl
         self._saves = 0
-        self._expire()
+        self._timeout = timeout
+        self._schema_ready = False
+        self.breaker = CircuitBreaker(threshold=breaker_threshold, cooldown=breaker_cooldown)
+
+    def _ensure_schema(self) -> None:
+        if not self._schema_ready:
+            _METADATA.create_all(self._engine)
+            self._expire()
+            self._schema_ready = True
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in a thread, bounded by the timeout and the breaker."""
+        if not self.breaker.allow():
+            raise StoreUnavailable("the conversation store is unavailable (circuit open)")
+
+        def run() -> T:
+            self._ensure_schema()
+            return fn(*args)
+
+        try:
+            result = await asyncio.wait_for(asyncio.to_thread(run), self._timeout)
+        except TimeoutError as exc:
+            self.breaker.record_failure()
+            raise StoreUnavailable(f"the conversation store did not answer within {self._timeout} s") from exc
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            self.breaker.record_failure()
+            raise StoreUnavailable(f"the conversation store failed: {type(exc).__name__}") from exc
+        except asyncio.CancelledError:
+            self.breaker.abandon()
+            raise
+        except Exception:
+            self.breaker.record_success()  # the store answered; the fault is ours, not its
+            raise
+        self.breaker.record_success()
+        return result
+
+    async def start(self) -> None:
+        """Create the table now (at start-up) if the store answers; if not, the first call will."""
+        await self._call(lambda: None)
+
+    async def ping(self) -> None:
+        def probe() -> None:
+            with self._probe_engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(probe), self._timeout)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"no answer within {self._timeout} s") from exc
 
     @classmethod
     def for_sqlite_file(cls, path: Path) -> SqlSessionStore:
@@ -218,24 +311,26 @@ class SqlSessionStore:
     async def get(self, session_id: str, owner: str | None = None) -> Session | None:
         if not is_session_id(session_id):
             return None
-        session = await asyncio.to_thread(self._load, session_id)
+        session = await self._call(self._load, session_id)
         if session is None or session.owner != owner:
             return None
         return session
 
     async def save(self, session: Session) -> None:
-        await asyncio.to_thread(self._save, session)
+        await self._call(self._save, session)
         self._saves += 1
         if self._saves % self._EXPIRE_EVERY == 0:
-            await asyncio.to_thread(self._expire)
+            with contextlib.suppress(StoreUnavailable):  # the turn is saved; the sweep waits
+                await self._call(self._expire)
 
     async def delete(self, session_id: str, owner: str | None = None) -> bool:
         if not is_session_id(session_id):
             return False
-        return await asyncio.to_thread(self._delete, session_id, owner)
+        return await self._call(self._delete, session_id, owner)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._engine.dispose)
+        await asyncio.to_thread(self._probe_engine.dispose)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -247,12 +342,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def build_session_store(url: str | None, data_dir: Path, *, ttl: float, max_sessions: int) -> SessionStore:
-    """``memory://``, any SQLAlchemy URL, or (unset) SQLite in the data directory."""
+def build_session_store(
+    url: str | None, data_dir: Path, *, ttl: float, max_sessions: int, **bounds: Any
+) -> SessionStore:
+    """``memory://``, any SQLAlchemy URL, or (unset) SQLite in the data directory.
+
+    ``bounds`` (``timeout``, ``breaker_threshold``, ``breaker_cooldown``) go to the SQL store.
+    """
     if url is None:
         path = data_dir / "state.db"
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqlSessionStore(f"sqlite:///{path}", ttl=ttl)
+        return SqlSessionStore(f"sqlite:///{path}", ttl=ttl, **bounds)
     if url.startswith("memory://"):
         return MemorySessionStore(max_sessions=max_sessions, ttl=ttl)
-    return SqlSessionStore(url, ttl=ttl)
+    return SqlSessionStore(url, ttl=ttl, **bounds)

@@ -3,6 +3,15 @@
 The body is read and checked by hand (size, UTF-8, JSON, fields) rather than by FastAPI's automatic
 body parsing, because each failure must name its own problem in a 4xx JSON body and an oversized
 body must be refused before it is read whole. The OpenAPI schema still describes the body.
+
+Only ``Content-Type: application/json`` is read (415 otherwise): a cross-site form or ``text/plain``
+POST, which a browser sends without asking, never reaches the planner. The body must arrive within
+``STREAMFORGE_BODY_TIMEOUT`` (408 otherwise), so a client that trickles it holds nothing for long.
+
+When the conversation store is unavailable, a new conversation is still answered; its ``end`` frame
+says ``"saved": false`` (the save is tried ``STREAMFORGE_STATE_SAVE_ATTEMPTS`` times first), so a client
+knows the turn will not be there for a follow-up. A follow-up (``session_id``) needs its context, so it
+answers 503 ``state_unavailable`` with ``Retry-After`` instead of a wrong answer.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from streamforge.components import Limits
 from streamforge.config import Settings
 from streamforge.planner.service import LayoutResult, PlannerService
 from streamforge.router import route
-from streamforge.sessions import Session, SessionStore, Turn
+from streamforge.sessions import Session, SessionStore, StoreUnavailable, Turn
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -37,7 +46,32 @@ class ChatRequest(BaseModel):
     session_id: str | None = Field(None, description="Continue this conversation (from X-Session-Id).")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def require_json(request: Request) -> None:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        shown = media[:80] or "none"
+        raise APIError(
+            415, "unsupported_media_type", f"send the body as Content-Type: application/json, not {shown}"
+        )
+
+
+def store_unavailable(exc: StoreUnavailable) -> APIError:
+    return APIError(
+        503,
+        "state_unavailable",
+        f"conversations cannot be read right now ({exc}); try again shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _read_body(request: Request, limit: int, within: float) -> bytes:
+    try:
+        return await asyncio.wait_for(_read_body_unbounded(request, limit), within)
+    except TimeoutError as exc:
+        raise APIError(408, "body_timeout", f"the request body did not arrive within {within} s") from exc
+
+
+async def _read_body_unbounded(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise APIError(413, "body_too_large", f"the request body is over {limit} bytes")
@@ -61,6 +95,8 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise APIError(400, "invalid_json", f"the request body is not JSON: {exc.msg} at {exc.pos}") from exc
+    except RecursionError as exc:
+        raise APIError(400, "invalid_json", "the request body is nested too deeply") from exc
     if not isinstance(payload, dict):
         raise APIError(422, "invalid_request", 'the body must be a JSON object like {"message": "..."}')
     if "message" not in payload:
@@ -82,7 +118,8 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     try:
         return ChatRequest(message=message.strip(), session_id=session_id)
     except ValidationError as exc:  # pragma: no cover - the checks above cover the model
-        raise APIError(422, "invalid_request", str(exc)) from exc
+        field = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else "body"
+        raise APIError(422, "invalid_request", f'"{field}" is not valid') from exc
 
 
 class ChatStream:
@@ -105,6 +142,7 @@ class ChatStream:
         self.planner = planner
         self.settings = settings
         self.route = route(message, settings, session.last_route)
+        self.saved = False
 
     async def frames(self) -> AsyncIterator[protocol.Frame]:
         started = time.perf_counter()
@@ -144,6 +182,7 @@ class ChatStream:
             from_cache=from_cache,
             processing_time_ms=(time.perf_counter() - started) * 1000,
             route=self.route,
+            saved=self.saved,
         )
 
     def _count(self, result: LayoutResult) -> None:
@@ -176,10 +215,22 @@ class ChatStream:
         for cid, frame in sent.items():
             self.session.components.pop(cid, None)
             self.session.components[cid] = frame
-        try:
-            await self.store.save(self.session)
-        except Exception:
-            log.exception("saving session %s failed", self.session.id)
+        attempts = self.settings.state_save_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.store.save(self.session)
+            except StoreUnavailable as exc:
+                log.warning(
+                    "saving session %s failed (attempt %d/%d): %s", self.session.id, attempt, attempts, exc
+                )
+                if attempt < attempts:
+                    await asyncio.sleep(0.2 * attempt)
+            except Exception:
+                log.exception("saving session %s failed", self.session.id)
+                return
+            else:
+                self.saved = True
+                return
 
 
 def _summary(frame: protocol.Frame) -> str:
@@ -226,8 +277,11 @@ _BODY_SCHEMA: dict[str, Any] = {
         },
         "400": {"description": "The body is empty, not UTF-8 or not JSON."},
         "404": {"description": "Unknown session."},
+        "408": {"description": "The body did not arrive in time."},
         "413": {"description": "The body is too large."},
+        "415": {"description": "The body is not sent as application/json."},
         "422": {"description": "A field is missing or invalid."},
+        "503": {"description": "The conversation store is unavailable (a follow-up cannot be answered)."},
     },
 }
 
@@ -236,13 +290,18 @@ _BODY_SCHEMA: dict[str, Any] = {
 async def chat(request: Request) -> Response:
     state = request.app.state
     settings: Settings = state.settings
-    chat_request = parse_chat_request(await _read_body(request, settings.max_body_bytes), settings)
+    require_json(request)
+    body = await _read_body(request, settings.max_body_bytes, settings.body_timeout)
+    chat_request = parse_chat_request(body, settings)
     store: SessionStore = state.sessions
     owner: str | None = getattr(request.state, "owner", None)
     if chat_request.session_id is None:
         session = await store.create(owner)
     else:
-        found = await store.get(chat_request.session_id, owner)
+        try:
+            found = await store.get(chat_request.session_id, owner)
+        except StoreUnavailable as exc:
+            raise store_unavailable(exc) from exc
         if found is None:
             raise APIError(404, "unknown_session", "no such session; omit session_id to start a new one")
         session = found

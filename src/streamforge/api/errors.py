@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 
 class APIError(Exception):
@@ -37,10 +40,36 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"] if p != "body")
-        return JSONResponse(error_body("invalid_request", f"{where}: {first['msg']}"), status_code=422)
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "type": ""}
+        return JSONResponse(error_body("invalid_request", clean_message(first)), status_code=422)
+
+    async def on_unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return JSONResponse(
+            error_body("internal_error", "something went wrong; please try again"), status_code=500
+        )
 
     app.add_exception_handler(APIError, on_api_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
+
+
+_PROBLEMS = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "string_too_short": "is too short",
+    "string_too_long": "is too long",
+    "json_invalid": "is not valid JSON",
+}
+
+
+def clean_message(error: Any) -> str:
+    """Name the field and the problem in plain words; never pydantic's own text (it names internals)."""
+    where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header"))
+    problem = _PROBLEMS.get(str(error.get("type", "")), "is not valid")
+    return f'"{where}" {problem}' if where else f"the request {problem}"

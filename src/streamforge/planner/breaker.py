@@ -50,6 +50,10 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_running = False
 
+    def abandon(self) -> None:
+        """The call was cancelled before it told anything: let the next one be the trial."""
+        self._trial_running = False
+
     def record_failure(self) -> None:
         self._failures += 1
         self._trial_running = False
