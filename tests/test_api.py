@@ -129,3 +129,22 @@ async def test_concurrent_requests_all_complete(client: httpx.AsyncClient) -> No
     responses = await asyncio.gather(*(chat(client, m) for m in ["show me sales table", "bar chart"] * 5))
     for response in responses:
         assert protocol.decode_text(response.text)[-1]["type"] == "end"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("pie chart of revenue by product category", "planner"),  # names the data: real numbers
+        ("Draw a bar chart of the average price for each category", "planner"),
+        ("show me sales table", "pattern"),  # the earlier backend's phrasing, naming no column
+        ("line chart", "pattern"),
+        ("kpi card", "pattern"),
+    ],
+)
+async def test_a_chart_request_that_names_the_data_goes_to_the_planner(
+    client: httpx.AsyncClient, message: str, expected: str
+) -> None:
+    frames = protocol.decode_text((await chat(client, message)).text)
+    assert frames[-1]["route"] == expected
+    if expected == "planner":
+        assert all(f["data"]["source"] for f in frames[:-1] if f["type"] == "ChartComponent")

@@ -141,7 +141,7 @@ class ChatStream:
         self.store = store
         self.planner = planner
         self.settings = settings
-        self.route = route(message, settings, session.last_route)
+        self.route = route(message, settings, session.last_route, planner.names_data)
         self.saved = False
 
     async def frames(self) -> AsyncIterator[protocol.Frame]:

@@ -22,7 +22,7 @@ from streamforge.offline import followup, render
 from streamforge.offline.compose import compose
 from streamforge.offline.draw import draw
 from streamforge.offline.entities import Metric, Request, time_of, understand
-from streamforge.offline.link import Lexicon, ValueFetch
+from streamforge.offline.link import Lexicon, ValueFetch, link
 from streamforge.offline.match import Vocabulary
 from streamforge.offline.read import Reading, read
 from streamforge.offline.spec import Spec
@@ -93,6 +93,18 @@ class OfflinePlanner:
                 if rows and rows[0][0] is not None and int(rows[0][0]) <= 12:
                     found.add((table.name, col.name))
         return frozenset(found)
+
+    def names_data(self, message: str) -> bool:
+        """Whether ``message`` names a table, column or value of the data by its own name (not by a
+        synonym or a partial word): "revenue by region as a pie chart" does, "show me sales table"
+        does not on the sample shop. False until :meth:`prepare` has built the lexicon, so the
+        router never waits on the database."""
+        lexicon = self._lexicon
+        if lexicon is None:
+            return False
+        strong = {"exact", "core", "abbreviation", "bag", "quoted", "value", "year", "code", "day"}
+        found = link(read(message, known=lexicon.known), lexicon)
+        return any(lk.best.rule in strong and lk.best.score >= 0.85 for lk in found)
 
     async def prepare(self) -> None:
         """Introspect and build the vocabulary now (in a thread), so the first request is fast."""

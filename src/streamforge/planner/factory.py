@@ -125,7 +125,7 @@ async def build_planner_service(settings: Settings, on_answer: AnswerHook | None
     build = _Planners(settings, limits, source, on_answer)
     planners = [build.build(name) for name in chain]
     cache = build_cache(settings.cache_url, ttl=settings.cache_ttl, max_entries=settings.cache_max_entries)
-    return PlannerService(
+    service = PlannerService(
         planners,
         cache,
         limits,
@@ -133,3 +133,10 @@ async def build_planner_service(settings: Settings, on_answer: AnswerHook | None
         breaker_threshold=settings.breaker_threshold,
         breaker_cooldown=settings.breaker_cooldown,
     )
+    if source is not None:
+        # The router asks whether a message names the data ("revenue by region as a pie chart"):
+        # the offline planner's lexicon knows, built now, off the loop, so routing never waits on it.
+        offline = build.offline()
+        await offline.prepare()
+        service.names_data = offline.names_data
+    return service

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -143,6 +143,9 @@ class PlannerService:
             CircuitBreaker(threshold=breaker_threshold, cooldown=breaker_cooldown) for _ in self.planners
         ]
         self.lock_ttl = lock_ttl  # how long another worker waits for this one's plan at most
+        # Set by the factory when a data source is connected: does a message name its tables,
+        # columns or values? (the router sends such a message to the planner, not the pattern mode)
+        self.names_data: Callable[[str], bool] | None = None
         self._inflight: dict[str, asyncio.Future[CachedPlan]] = {}
 
     @property
