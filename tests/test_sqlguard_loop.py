@@ -127,7 +127,8 @@ async def test_llm_sql_is_guarded_off_the_loop(
         await service.aclose()
     assert fake_bedrock.calls == 2  # the huge statement was refused, the repair was used
     repair = json.dumps(fake_bedrock.requests[1].body["messages"][-1]["content"])
-    assert "the limit is 20,000" in repair
+    # refused (the reason is in our log); the model is told it was refused, not the guard's rule
+    assert "refused: only one read-only SELECT" in repair and "the limit is 20,000" not in repair
     assert not result.fallback and result.components[0]["data"]["value"] == 3499
     loop_thread = threading.get_ident()
     assert witness.calls and all(thread != loop_thread for thread, _ in witness.calls)
