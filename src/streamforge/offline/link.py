@@ -29,7 +29,7 @@ import functools
 import itertools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rapidfuzz.distance import DamerauLevenshtein
@@ -40,7 +40,7 @@ from streamforge.offline.lexicon import GENERIC_COLUMN_WORDS
 from streamforge.offline.match import table_words
 from streamforge.offline.read import Reading, Word
 
-__all__ = ["Lexicon", "Link", "Target", "link"]
+__all__ = ["Lexicon", "Link", "Target", "indexed_columns", "is_year_column", "link"]
 
 _MAX_SPAN = 4
 _MAX_VALUES = 2000  # distinct values indexed per column
@@ -216,7 +216,7 @@ class Lexicon:
             for c in t.columns.values():
                 if (t.name, c.name) not in index and c.kind == "dimension" and c.values:
                     index[(t.name, c.name)] = list(c.values)
-                if c.integer and _year_like(c):
+                if is_year_column(c):
                     self.years.append((t.name, c.name))
         for (table, column), vals in index.items():
             for v in vals[:_MAX_VALUES]:
@@ -327,8 +327,10 @@ def _day_group(word: str, lang: Language) -> tuple[str, ...] | None:
     return None
 
 
-def _year_like(col: ColumnInfo) -> bool:
-    return "year" in col.words or any(w.endswith("year") for w in col.words)
+def is_year_column(col: ColumnInfo) -> bool:
+    """An integer year (``Year``, ``Release_Year``): its values are linked as years ("in 2007") and
+    the chart pipeline draws it as a time axis."""
+    return col.integer and any(w == "year" or w.endswith("year") for w in col.words)
 
 
 def _value_key(value: str) -> str:
@@ -491,18 +493,12 @@ def _merged(links: list[Link], reading: Reading) -> list[Link]:
     return out
 
 
-@dataclass
-class ValueFetch:
+def indexed_columns(schema: Schema, max_columns: int = 200) -> list[tuple[str, str]]:
     """Which columns' distinct values to index: text-like columns of every table, bounded."""
-
-    columns: list[tuple[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def plan(cls, schema: Schema, max_columns: int = 200) -> ValueFetch:
-        cols = [
-            (t.name, c.name)
-            for t in schema.tables.values()
-            for c in t.columns.values()
-            if not c.numeric and c.kind in ("dimension", "text") and not c.boolean
-        ]
-        return cls(cols[:max_columns])
+    cols = [
+        (t.name, c.name)
+        for t in schema.tables.values()
+        for c in t.columns.values()
+        if not c.numeric and c.kind in ("dimension", "text") and not c.boolean
+    ]
+    return cols[:max_columns]

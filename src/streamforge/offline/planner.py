@@ -22,7 +22,7 @@ from streamforge.offline import followup, render
 from streamforge.offline.compose import compose
 from streamforge.offline.draw import draw
 from streamforge.offline.entities import Metric, Request, time_of, understand
-from streamforge.offline.link import Lexicon, ValueFetch, link
+from streamforge.offline.link import Lexicon, indexed_columns, link
 from streamforge.offline.match import Vocabulary
 from streamforge.offline.read import Reading, read
 from streamforge.offline.spec import Spec
@@ -67,7 +67,7 @@ class OfflinePlanner:
     def _distinct_values(self) -> dict[tuple[str, str], list[Any]]:
         """Distinct values of text columns (bounded by the source's row limit), for "in China"."""
         out: dict[tuple[str, str], list[Any]] = {}
-        for table, column in ValueFetch.plan(self.source.schema).columns:
+        for table, column in indexed_columns(self.source.schema):
             col = self.source.quote(column)
             sql = f"SELECT DISTINCT {col} FROM {self.source.quote(table)} WHERE {col} IS NOT NULL"
             try:

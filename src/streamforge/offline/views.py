@@ -32,7 +32,7 @@ from typing import Any
 from streamforge.data.schema import ColumnInfo, Schema, TableInfo, singular
 from streamforge.offline.entities import Col, Cond
 from streamforge.offline.lexicon import INTENSIVE_WORDS
-from streamforge.offline.link import Lexicon, Link, Target, link
+from streamforge.offline.link import Lexicon, Link, Target, is_year_column, link
 from streamforge.offline.periods import Period, find_periods, resolve
 from streamforge.offline.read import Reading
 
@@ -685,7 +685,9 @@ def _build(
     view.implicit, view.distinct = implicit, distinct
     if chart == "pie":
         view.group = None  # a pie has one series
-    elif view.group is None and (chart in ("line", "area") or x_info.kind == "temporal" or _yearly(x_info)):
+    elif view.group is None and (
+        chart in ("line", "area") or x_info.kind == "temporal" or is_year_column(x_info)
+    ):
         # "population of China and India over the years": the values named are the lines
         named_values = next((c for c in view.filters if c.op == "in" and c.col != x), None)
         if named_values is not None:
@@ -848,7 +850,7 @@ def _pick_group(
 
 def _chart_for(reading: Reading, x: ColumnInfo, aggregate: str) -> str:
     """The chart a message implies when it names none."""
-    if x.kind == "temporal" or _yearly(x) or reading.of("time"):
+    if x.kind == "temporal" or is_year_column(x) or reading.of("time"):
         return "line"
     if reading.of("share") and aggregate in ("sum", "count"):
         return "pie"
@@ -869,19 +871,14 @@ def _time_axis(
             m.col is not None
             and m.col != y
             and info is not None
-            and (info.kind == "temporal" or _yearly(info))
+            and (info.kind == "temporal" or is_year_column(info))
         ):
             return m.col
     table = schema.tables[y.table if y is not None else base]
     if table.temporal is not None:
         return Col(table.name, table.temporal.name)
-    yearly = next((c for c in table.columns.values() if _yearly(c)), None)
+    yearly = next((c for c in table.columns.values() if is_year_column(c)), None)
     return Col(table.name, yearly.name) if yearly is not None else None
-
-
-def _yearly(info: ColumnInfo) -> bool:
-    """An integer year column (``Year``, ``Release_Year``) is a time axis."""
-    return info.integer and any(w == "year" or w.endswith("year") for w in info.words)
 
 
 def _span_of(info: ColumnInfo) -> tuple[date, date] | None:

@@ -92,9 +92,3 @@ def _ordered(select: exp.Select, view: View, keys: list[exp.Expr], y: exp.Expr) 
     first = y if by == "y" else keys[0]
     rest = [k.copy() for k in (keys if by == "y" else keys[1:])]
     return select.order_by(exp.Ordered(this=first.copy(), desc=desc), *rest)
-
-
-def source_columns(view: View) -> tuple[str, str | None, str | None]:
-    """The bare schema names behind x, y and group, as ``data.source`` states them."""
-    y: Col | None = view.y
-    return view.x.name, y.name if y is not None else None, view.group.name if view.group else None
