@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from streamforge.components import Limits, new_id, validate_component
-from streamforge.data.sample import write_sample_db
 from streamforge.data.source import DataSource
 from streamforge.offline.link import Lexicon, link
 from streamforge.offline.planner import OfflinePlanner
 from streamforge.offline.read import read
 from streamforge.offline.views import View
+from tests.fixtures import dbs
 from tests.fixtures.public_style import build_countries_sqlite, build_tips_sqlite
 
 
@@ -37,9 +37,10 @@ def countries_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_countries_sqlite(tmp_path_factory.mktemp("countries") / "countries.sqlite")
 
 
-@pytest.fixture(scope="module")
-def sample_planner_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sample_db(tmp_path_factory.mktemp("sample") / "sample.db")
+# The shared sample database and its planner (tests/fixtures/dbs.py).
+sample_path = dbs.sample_path
+sample_source = dbs.sample_source
+sample_planner = dbs.sample_planner
 
 
 @pytest.fixture(scope="module")
@@ -235,17 +236,11 @@ def test_the_n_largest_rows_are_rows_not_groups(tips: OfflinePlanner, tips_path:
     assert [row[tip_at] for row in table["data"]["rows"]] == [r[0] for r in want]
 
 
-def test_weekday_bins_come_in_week_order(sample_planner_path: Path) -> None:
-    source = DataSource(sample_planner_path)
-    try:
-        data = chart(OfflinePlanner(source, Limits()), "number of orders by day of the week as a line chart")
-    finally:
-        source.close()
+def test_weekday_bins_come_in_week_order(sample_planner: OfflinePlanner, sample_path: Path) -> None:
+    data = chart(sample_planner, "number of orders by day of the week as a line chart")
     assert data["source"]["grain"] == "weekday"
     assert data["x_axis"] == ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    want = dict(
-        query(sample_planner_path, "SELECT strftime('%w', order_date), COUNT(*) FROM orders GROUP BY 1")
-    )
+    want = dict(query(sample_path, "SELECT strftime('%w', order_date), COUNT(*) FROM orders GROUP BY 1"))
     assert data["series"][0]["values"] == [want[str(d)] for d in range(7)]
 
 
